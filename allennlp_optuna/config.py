@@ -1,0 +1,145 @@
+"""Evaluating a Jsonnet training config with hyperparameter values as ``std.extVar`` values.
+
+Sampled values reach the config exactly as ``allennlp train`` would receive them from the
+environment: as strings (``"0.05"``, ``"128"``, ``"relu"``, ``"true"``), which the config turns
+into numbers with ``std.parseInt`` / ``std.parseJson``. Environment variables stay visible;
+sampled values win. Evaluation goes through AllenNLP's own ``Params.from_file``.
+"""
+import json
+import logging
+import os
+import re
+from typing import Any, Dict, List, Mapping, Optional, Union
+
+import _jsonnet
+from allennlp.common import Params
+from allennlp.common.checks import ConfigurationError
+from allennlp.common.params import _environment_variables
+
+from allennlp_optuna.errors import first_line
+from allennlp_optuna.search_space import ParamValue, SearchSpace
+
+logger = logging.getLogger(__name__)
+
+PRUNING_CALLBACK_TYPE = "optuna_pruner"
+_UNDEFINED_EXT_VAR = re.compile(r"undefined external variable: (\S+)")
+_PLACEHOLDER = "0"
+
+
+def ext_var_value(value: ParamValue) -> str:
+    """The string a config's ``std.extVar`` sees for a hyperparameter value.
+
+    Strings pass through unchanged; numbers, booleans and ``None`` are written as JSON
+    (``0.05``, ``128``, ``true``, ``null``) so that ``std.parseJson`` reads them back.
+    """
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def ext_vars_for(values: Mapping[str, ParamValue]) -> Dict[str, str]:
+    """Ext vars for a set of hyperparameter values (see :func:`ext_var_value`)."""
+    return {name: ext_var_value(value) for name, value in values.items()}
+
+
+def load_params(
+    config_file: str, values: Mapping[str, ParamValue], overrides: Union[str, Dict[str, Any]] = ""
+) -> Params:
+    """Evaluate ``config_file`` with ``values`` as ext vars and ``overrides`` applied.
+
+    Args:
+        config_file: path to the Jsonnet (or JSON) training config.
+        values: hyperparameter values, e.g. ``trial.params``.
+        overrides: a JSON string or dict, as ``allennlp train -o`` takes it.
+    """
+    try:
+        return Params.from_file(config_file, params_overrides=overrides, ext_vars=ext_vars_for(values))
+    except RuntimeError as error:  # _jsonnet reports evaluation errors as RuntimeError
+        raise ConfigurationError(f"cannot evaluate {config_file}: {first_line(error)}")
+
+
+def _evaluate(config_file: str, ext_vars: Dict[str, str]) -> Optional[str]:
+    """Evaluate with exactly these ext vars; return the error text, or ``None`` on success."""
+    try:
+        _jsonnet.evaluate_file(str(config_file), ext_vars=ext_vars)
+    except RuntimeError as error:
+        return str(error)
+    return None
+
+
+def check_config(config_file: str, search_space: SearchSpace) -> List[str]:
+    """Check, before any training, that the config and the search space fit together.
+
+    The config is evaluated with one in-range value per hyperparameter plus the environment.
+    An ``std.extVar`` that neither provides is an error naming every such variable; a
+    hyperparameter the config never reads is returned (and logged) as a warning.
+
+    Returns:
+        The names of search-space entries the config never reads.
+    """
+    if not os.path.isfile(config_file):
+        raise ConfigurationError(f"config file {config_file} does not exist")
+    environment = _environment_variables()
+    sampled = ext_vars_for(search_space.example_values())
+    ext_vars = {**environment, **sampled}
+
+    missing: List[str] = []
+    error = _evaluate(config_file, ext_vars)
+    while error is not None:
+        match = _UNDEFINED_EXT_VAR.search(error)
+        if match is None or match.group(1) in missing:
+            break
+        missing.append(match.group(1))
+        error = _evaluate(config_file, {**ext_vars, **{name: _PLACEHOLDER for name in missing}})
+    if missing:
+        raise ConfigurationError(
+            f"{config_file} reads std.extVar {', '.join(repr(m) for m in missing)}, which neither "
+            "the search space nor the environment provides; add it to the search-space file "
+            "or export it"
+        )
+    if error is not None:
+        raise ConfigurationError(
+            f"cannot evaluate {config_file} with {json.dumps(sampled)}: {first_line(RuntimeError(error))}"
+        )
+
+    unused = [
+        name
+        for name in search_space.names
+        if _evaluate(config_file, {k: v for k, v in ext_vars.items() if k != name}) is None
+    ]
+    for name in unused:
+        logger.warning(
+            "Search-space hyperparameter %r is never read by %s (no std.extVar(%r)); "
+            "sampling it has no effect on training.",
+            name,
+            config_file,
+            name,
+        )
+    return unused
+
+
+def remove_pruning_callbacks(config: Dict[str, Any]) -> Dict[str, Any]:
+    """Drop ``optuna_pruner`` entries from ``trainer.callbacks`` (they need a live trial)."""
+    trainer = config.get("trainer")
+    if isinstance(trainer, dict) and isinstance(trainer.get("callbacks"), list):
+        trainer["callbacks"] = [
+            callback
+            for callback in trainer["callbacks"]
+            if not (isinstance(callback, dict) and callback.get("type") == PRUNING_CALLBACK_TYPE)
+        ]
+        if not trainer["callbacks"]:
+            del trainer["callbacks"]
+    return config
+
+
+def resolved_config(
+    config_file: str, values: Mapping[str, ParamValue], overrides: Union[str, Dict[str, Any]] = ""
+) -> Dict[str, Any]:
+    """The plain-JSON config for ``values``: ext vars resolved, pruning callbacks removed."""
+    return remove_pruning_callbacks(load_params(config_file, values, overrides).as_dict(quiet=True))
+
+
+def write_config(config: Dict[str, Any], path: Union[str, "os.PathLike[str]"]) -> None:
+    """Write a config as indented JSON that ``allennlp train`` accepts directly."""
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(config, file, indent=2)
+        file.write("\n")
+

@@ -1,0 +1,123 @@
+"""Running one trial: evaluate the config with the trial's values, train, return the metric.
+
+This replaces Optuna's removed ``optuna.integration.AllenNLPExecutor`` with the same
+signature, so the AllenNLP guide's scripts work with only their import line changed::
+
+    from allennlp_optuna import AllenNLPExecutor
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("lr", 5e-3, 5e-1, log=True)
+        executor = AllenNLPExecutor(
+            trial=trial,
+            config_file="./config/imdb_optuna.jsonnet",
+            serialization_dir=f"./result/optuna/{trial.number}",
+            metrics="best_validation_accuracy",
+        )
+        return executor.run()
+"""
+import gc
+import json
+import logging
+import os
+from typing import Any, Dict, List, Optional, Union
+
+import optuna
+import torch
+from allennlp.commands.train import train_model
+from allennlp.common import Params
+from allennlp.common import cached_transformers
+from allennlp.common.checks import ConfigurationError
+
+from allennlp_optuna.config import load_params
+
+logger = logging.getLogger(__name__)
+
+SERIALIZATION_DIR_ATTR = "serialization_dir"
+"""Trial user attribute holding the absolute path of the trial's serialization directory."""
+
+METRICS_FILE = "metrics.json"
+
+
+class AllenNLPExecutor:
+    """Train an AllenNLP model with the values an Optuna trial has suggested.
+
+    Args:
+        trial: the trial whose ``params`` become the config's ``std.extVar`` values.
+        config_file: path to the Jsonnet training config.
+        serialization_dir: where AllenNLP writes the model, logs and ``metrics.json``.
+        metrics: the key of ``metrics.json`` to return, e.g. ``"best_validation_accuracy"``.
+        include_package: packages to import in distributed training workers.
+        force: overwrite ``serialization_dir`` if it exists (as ``allennlp train -f``).
+        file_friendly_logging: as ``allennlp train --file-friendly-logging``.
+        overrides: a JSON string or dict applied after evaluation, as ``allennlp train -o``.
+    """
+
+    def __init__(
+        self,
+        trial: optuna.Trial,
+        config_file: str,
+        serialization_dir: str,
+        metrics: str = "best_validation_accuracy",
+        *,
+        include_package: Optional[List[str]] = None,
+        force: bool = False,
+        file_friendly_logging: bool = False,
+        overrides: Union[str, Dict[str, Any]] = "",
+    ) -> None:
+        self.trial = trial
+        self.config_file = config_file
+        self.serialization_dir = serialization_dir
+        self.metrics = metrics
+        self.include_package = include_package or []
+        self.force = force
+        self.file_friendly_logging = file_friendly_logging
+        self.overrides = overrides
+
+    def params(self) -> Params:
+        """The trial's training configuration, as ``train_model`` receives it."""
+        return load_params(self.config_file, self.trial.params, self.overrides)
+
+    def run(self) -> float:
+        """Train and return the value of ``metrics`` from the trial's ``metrics.json``."""
+        params = self.params()
+        self.trial.set_user_attr(SERIALIZATION_DIR_ATTR, os.path.abspath(self.serialization_dir))
+        try:
+            train_model(
+                params,
+                self.serialization_dir,
+                force=self.force,
+                include_package=self.include_package,
+                file_friendly_logging=self.file_friendly_logging,
+                return_model=False,
+            )
+        finally:
+            release_training_memory()
+        return read_metric(self.serialization_dir, self.metrics)
+
+
+def read_metric(serialization_dir: str, metric: str) -> float:
+    """Read one value from ``SERIALIZATION_DIR/metrics.json``; name the keys if it is absent."""
+    path = os.path.join(serialization_dir, METRICS_FILE)
+    try:
+        with open(path, encoding="utf-8") as file:
+            metrics = json.load(file)
+    except FileNotFoundError:
+        raise ConfigurationError(f"training wrote no {path}; see {os.path.join(serialization_dir, 'out.log')}")
+    if metric not in metrics:
+        numeric = sorted(k for k, v in metrics.items() if isinstance(v, (int, float)))
+        raise ConfigurationError(
+            f"metric {metric!r} is not in {path}; choose --metrics from: {', '.join(numeric)}"
+        )
+    return float(metrics[metric])
+
+
+def release_training_memory() -> None:
+    """Free what a finished training held, so that trials neither leak memory nor state.
+
+    AllenNLP caches pretrained transformers by name and hands the *same* module to the next
+    model that asks; a later trial would start from an earlier trial's fine-tuned weights.
+    """
+    cached_transformers._clear_caches()
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,209 @@
+"""Setting up the Optuna study: storage, sampler and pruner, direction, create or join.
+
+The sampler and pruner come from the ``--optuna-param-path`` JSON file, naming classes of
+``optuna.samplers`` / ``optuna.pruners`` with their keyword ``attributes``::
+
+    {
+      "sampler": {"type": "TPESampler", "attributes": {"seed": 42, "n_startup_trials": 5}},
+      "pruner": {"type": "PatientPruner",
+                 "attributes": {"patience": 1,
+                                "wrapped_pruner": {"type": "MedianPruner", "attributes": {}}}}
+    }
+
+An attribute that is itself ``{"type": ..., "attributes": ...}`` naming a sampler or pruner is
+built first, so wrapping pruners and samplers work.
+"""
+import inspect
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, List, Optional
+
+import optuna
+from allennlp.common.checks import ConfigurationError
+
+from allennlp_optuna.errors import first_line
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_STORAGE = "sqlite:///allennlp_optuna.db"
+"""An SQLite file ``allennlp_optuna.db`` in the current directory, as the older plugin used."""
+
+_MINIMIZED_WORDS = {"loss", "perplexity", "ppl", "error", "err", "mse", "mae", "rmse", "wer", "cer"}
+
+# Study user attributes that later commands (best-params, retrain, reports) read back.
+METRIC_ATTR = "metrics"
+CONFIG_ATTR = "config_file"
+
+
+def infer_direction(metric: str) -> str:
+    """``"minimize"`` for loss/perplexity/error-like metric names, ``"maximize"`` otherwise.
+
+    Example::
+
+        >>> infer_direction("best_validation_loss")
+        'minimize'
+        >>> infer_direction("best_validation_accuracy")
+        'maximize'
+    """
+    words = re.split(r"[^a-z0-9]+", metric.lower())
+    return "minimize" if _MINIMIZED_WORDS.intersection(words) else "maximize"
+
+
+@dataclass
+class OptunaSettings:
+    """The sampler and pruner a study uses (``None`` means Optuna's default)."""
+
+    sampler: Optional[optuna.samplers.BaseSampler] = None
+    pruner: Optional[optuna.pruners.BasePruner] = None
+
+    @classmethod
+    def from_file(cls, path: Optional[str]) -> "OptunaSettings":
+        """Read the ``--optuna-param-path`` file; ``None`` gives Optuna's defaults."""
+        if path is None:
+            return cls()
+        try:
+            with open(path, encoding="utf-8") as file:
+                settings = json.load(file)
+        except OSError as error:
+            raise ConfigurationError(f"cannot read Optuna settings file {path}: {error.strerror}")
+        except json.JSONDecodeError as error:
+            raise ConfigurationError(f"Optuna settings file {path} is not valid JSON: {error}")
+        return cls.from_dict(settings, source=path)
+
+    @classmethod
+    def from_dict(cls, settings: Any, source: str = "Optuna settings") -> "OptunaSettings":
+        """Build from the parsed file content (keys ``sampler`` and ``pruner``)."""
+        if not isinstance(settings, dict):
+            raise ConfigurationError(f"{source}: expected an object with 'sampler' and/or 'pruner'")
+        unknown = sorted(set(settings) - {"sampler", "pruner"})
+        if unknown:
+            raise ConfigurationError(f"{source}: unknown key(s) {unknown}; expected 'sampler' and/or 'pruner'")
+        sampler = settings.get("sampler")
+        pruner = settings.get("pruner")
+        return cls(
+            sampler=None if sampler is None else _build(sampler, "sampler", f"{source}: sampler"),
+            pruner=None if pruner is None else _build(pruner, "pruner", f"{source}: pruner"),
+        )
+
+
+_MODULES = {"sampler": (optuna.samplers, optuna.samplers.BaseSampler), "pruner": (optuna.pruners, optuna.pruners.BasePruner)}
+
+
+def _public_classes(kind: str) -> List[str]:
+    module, base = _MODULES[kind]
+    return sorted(
+        name
+        for name in getattr(module, "__all__", dir(module))
+        if inspect.isclass(getattr(module, name, None))
+        and issubclass(getattr(module, name), base)
+        and not name.startswith("Base")
+    )
+
+
+def _is_component(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("type"), str) and set(value) <= {"type", "attributes"}
+
+
+def _build(spec: Any, kind: str, where: str) -> Any:
+    if not _is_component(spec):
+        raise ConfigurationError(f"{where}: expected {{\"type\": ..., \"attributes\": {{...}}}}, got {json.dumps(spec)}")
+    name = spec["type"]
+    if name not in _public_classes(kind):
+        raise ConfigurationError(
+            f"{where}: unknown {kind} {name!r}; use one of {', '.join(_public_classes(kind))}"
+        )
+    cls = getattr(_MODULES[kind][0], name)
+    attributes = dict(spec.get("attributes") or {})
+    for key, value in attributes.items():
+        if _is_component(value):
+            nested_kind = "pruner" if value["type"] in _public_classes("pruner") else "sampler"
+            attributes[key] = _build(value, nested_kind, f"{where}.{key}")
+    accepted = [p for p in inspect.signature(cls).parameters]
+    unknown = sorted(set(attributes) - set(accepted))
+    if unknown:
+        raise ConfigurationError(
+            f"{where}: {name} has no argument(s) {unknown}; it takes {', '.join(accepted)}"
+        )
+    try:
+        return cls(**attributes)
+    except (TypeError, ValueError) as error:
+        raise ConfigurationError(f"{where}: {name}({json.dumps(spec.get('attributes') or {})}) failed: {error}")
+
+
+def open_storage(storage: str) -> optuna.storages.BaseStorage:
+    """Open a storage URL, turning connection problems into one ``ConfigurationError`` line."""
+    try:
+        return optuna.storages.get_storage(storage)
+    except Exception as error:  # SQLAlchemy, driver and URL errors come in many types
+        raise ConfigurationError(f"cannot open storage {storage}: {first_line(error)}")
+
+
+def create_or_join_study(
+    study_name: str,
+    storage: str,
+    direction: str,
+    settings: OptunaSettings,
+    join_existing: bool,
+) -> optuna.Study:
+    """Create the study, or join it when it exists and ``join_existing`` is set.
+
+    An existing study is never touched without ``join_existing``; joining it with another
+    direction is refused.
+    """
+    rdb = open_storage(storage)
+    exists = study_name in study_names(rdb)
+    if exists and not join_existing:
+        raise ConfigurationError(
+            f"study {study_name!r} already exists in {storage}; pass --skip-if-exists to continue it, "
+            "or choose another --study-name"
+        )
+    if exists:
+        study = optuna.load_study(study_name=study_name, storage=rdb, sampler=settings.sampler, pruner=settings.pruner)
+        existing = study.direction.name.lower()
+        if existing != direction:
+            raise ConfigurationError(
+                f"study {study_name!r} was created to {existing}, but --direction {direction} was asked for"
+            )
+        return study
+    return optuna.create_study(
+        study_name=study_name,
+        storage=rdb,
+        direction=direction,
+        sampler=settings.sampler,
+        pruner=settings.pruner,
+        load_if_exists=join_existing,
+    )
+
+
+def study_names(storage: optuna.storages.BaseStorage) -> List[str]:
+    """Names of the studies held in ``storage``."""
+    return [study.study_name for study in storage.get_all_studies()]
+
+
+def load_existing_study(study_name: Optional[str], storage: str) -> optuna.Study:
+    """Load a study for reading; without a name, the storage's only study.
+
+    Unknown names list the studies that do exist.
+    """
+    rdb = open_storage(storage)
+    names = study_names(rdb)
+    if study_name is None:
+        if len(names) == 1:
+            study_name = names[0]
+        else:
+            raise ConfigurationError(
+                f"{storage} holds {len(names)} studies ({', '.join(names) or 'none'}); choose one with --study-name"
+            )
+    if study_name not in names:
+        raise ConfigurationError(
+            f"no study {study_name!r} in {storage}; studies there: {', '.join(names) or 'none'}"
+        )
+    return optuna.load_study(study_name=study_name, storage=rdb)
+
+
+def default_study_name(config_file: str) -> str:
+    """The config file's stem, e.g. ``imdb_optuna`` for ``config/imdb_optuna.jsonnet``."""
+    return Path(config_file).name.split(".")[0]

@@ -1,0 +1,41 @@
+"""The end-of-study summary: trials by state, and the best trial's value, params and directory."""
+from collections import Counter
+from typing import List, Optional
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from allennlp_optuna.executor import SERIALIZATION_DIR_ATTR
+from allennlp_optuna.study import METRIC_ATTR
+
+
+def best_trial(study: optuna.Study) -> Optional[FrozenTrial]:
+    """The best COMPLETE trial, or ``None`` when no trial has completed yet."""
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return None
+    return study.best_trial
+
+
+def format_params(params: dict) -> str:
+    """``name=value`` pairs separated by spaces, in the order the trial sampled them."""
+    return " ".join(f"{name}={value}" for name, value in params.items())
+
+
+def summarize(study: optuna.Study) -> str:
+    """A few lines describing the study, as printed at the end of ``allennlp tune``."""
+    trials = study.get_trials(deepcopy=False)
+    counts = Counter(t.state.name for t in trials)
+    states = ", ".join(f"{counts[s.name]} {s.name}" for s in TrialState if counts[s.name])
+    metric = study.user_attrs.get(METRIC_ATTR, "value")
+    lines: List[str] = [
+        f"Study {study.study_name!r} ({study.direction.name.lower()} {metric}): "
+        f"{len(trials)} trials: {states or 'none'}"
+    ]
+    best = best_trial(study)
+    if best is None:
+        lines.append("No trial has completed yet.")
+    else:
+        lines.append(f"Best trial: {best.number}, {metric} = {best.value}")
+        lines.append(f"Best params: {format_params(best.params)}")
+        lines.append(f"Best trial's directory: {best.user_attrs.get(SERIALIZATION_DIR_ATTR, '(unknown)')}")
+    return "\n".join(lines)

@@ -1,0 +1,192 @@
+"""The study loop: validate every input, open the study, run trials, summarise.
+
+A trial's value comes from one path: :func:`tune` → :class:`TrialObjective` →
+:class:`~allennlp_optuna.executor.AllenNLPExecutor` → ``Params.from_file`` →
+AllenNLP ``train_model`` → ``SERIALIZATION_DIR/trial_N/metrics.json``.
+"""
+import logging
+import os
+import re
+import traceback
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import optuna
+from allennlp.common.checks import ConfigurationError
+from allennlp.common.util import import_module_and_submodules
+
+from allennlp_optuna.config import check_config
+from allennlp_optuna.executor import SERIALIZATION_DIR_ATTR, AllenNLPExecutor
+from allennlp_optuna.search_space import SearchSpace
+from allennlp_optuna.study import (
+    CONFIG_ATTR,
+    DEFAULT_STORAGE,
+    METRIC_ATTR,
+    OptunaSettings,
+    create_or_join_study,
+    default_study_name,
+    infer_direction,
+)
+
+logger = logging.getLogger(__name__)
+
+FAIL_REASON_ATTR = "fail_reason"
+"""Trial user attribute holding the traceback of a failed trial."""
+
+_TRIAL_DIR = re.compile(r"^trial_(\d+)$")
+
+
+def trial_directory(serialization_dir: str, trial_number: int) -> str:
+    """``SERIALIZATION_DIR/trial_N``: where trial N trains."""
+    return os.path.join(serialization_dir, f"trial_{trial_number}")
+
+
+class TrialObjective:
+    """The objective ``study.optimize`` calls: sample, train in ``trial_N``, return the metric.
+
+    A failing trial keeps its traceback in the ``fail_reason`` user attribute.
+    """
+
+    def __init__(
+        self,
+        config_file: str,
+        search_space: SearchSpace,
+        serialization_dir: str,
+        metrics: str,
+        include_package: Sequence[str] = (),
+        overrides: Union[str, Dict[str, Any]] = "",
+        file_friendly_logging: bool = False,
+    ) -> None:
+        self.config_file = config_file
+        self.search_space = search_space
+        self.serialization_dir = serialization_dir
+        self.metrics = metrics
+        self.include_package = list(include_package)
+        self.overrides = overrides
+        self.file_friendly_logging = file_friendly_logging
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        self.search_space.suggest(trial)
+        executor = AllenNLPExecutor(
+            trial,
+            self.config_file,
+            trial_directory(self.serialization_dir, trial.number),
+            self.metrics,
+            include_package=self.include_package,
+            file_friendly_logging=self.file_friendly_logging,
+            overrides=self.overrides,
+        )
+        try:
+            return executor.run()
+        except optuna.TrialPruned:
+            raise
+        except BaseException:
+            trial.set_user_attr(FAIL_REASON_ATTR, traceback.format_exc())
+            raise
+
+
+def check_trial_directories(study: optuna.Study, serialization_dir: str) -> None:
+    """Refuse to start when ``serialization_dir`` holds ``trial_N`` directories of another study.
+
+    A new trial must never train into (and overwrite) a directory it does not own.
+    """
+    if not os.path.isdir(serialization_dir):
+        return
+    owned = {
+        os.path.abspath(str(t.user_attrs.get(SERIALIZATION_DIR_ATTR)))
+        for t in study.get_trials(deepcopy=False)
+        if SERIALIZATION_DIR_ATTR in t.user_attrs
+    }
+    foreign = sorted(
+        entry
+        for entry in os.listdir(serialization_dir)
+        if _TRIAL_DIR.match(entry) and os.path.abspath(os.path.join(serialization_dir, entry)) not in owned
+    )
+    if foreign:
+        raise ConfigurationError(
+            f"{serialization_dir} already holds {', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''} "
+            f"that study {study.study_name!r} did not write; choose a new --serialization-dir"
+        )
+
+
+def tune(
+    config_file: str,
+    search_space_file: str,
+    serialization_dir: str,
+    *,
+    study_name: Optional[str] = None,
+    storage: str = DEFAULT_STORAGE,
+    metrics: str = "best_validation_loss",
+    direction: Optional[str] = None,
+    n_trials: Optional[int] = None,
+    timeout: Optional[float] = None,
+    optuna_param_path: Optional[str] = None,
+    skip_if_exists: bool = False,
+    skip_exception: bool = False,
+    include_package: Sequence[str] = (),
+    overrides: Union[str, Dict[str, Any]] = "",
+    file_friendly_logging: bool = False,
+) -> optuna.Study:
+    """Tune the hyperparameters of an AllenNLP config; the function behind ``allennlp tune``.
+
+    Every input is validated before the first trial trains. Each trial trains in
+    ``serialization_dir/trial_N`` and its value is ``metrics`` from that directory's
+    ``metrics.json``.
+
+    Args:
+        config_file: Jsonnet config reading hyperparameters with ``std.extVar``.
+        search_space_file: the search-space file (see :mod:`allennlp_optuna.search_space`).
+        serialization_dir: parent directory of the trials' serialization directories.
+        study_name: defaults to the config file's stem.
+        storage: an Optuna storage URL; defaults to ``sqlite:///allennlp_optuna.db``.
+        metrics: the ``metrics.json`` key to optimise.
+        direction: ``"minimize"`` or ``"maximize"``; inferred from ``metrics`` when ``None``.
+        n_trials: how many trials this call runs (``None``: until ``timeout`` or interrupted).
+        timeout: stop starting trials after this many seconds.
+        optuna_param_path: JSON file naming the sampler and pruner.
+        skip_if_exists: join an existing study of the same name instead of refusing.
+        skip_exception: record a failing trial as FAIL and go on with the study.
+        include_package: packages to import (registrations used by the config).
+        overrides: JSON overrides applied to every trial's config, as ``allennlp train -o``.
+        file_friendly_logging: as ``allennlp train --file-friendly-logging``.
+
+    Returns:
+        The study, with this call's trials added.
+    """
+    if n_trials is not None and n_trials < 1:
+        raise ConfigurationError(f"--n-trials must be at least 1, got {n_trials}")
+    if timeout is not None and timeout <= 0:
+        raise ConfigurationError(f"--timeout must be a positive number of seconds, got {timeout}")
+    if direction is not None and direction not in ("minimize", "maximize"):
+        raise ConfigurationError(f"--direction must be 'minimize' or 'maximize', got {direction!r}")
+    search_space = SearchSpace.from_file(search_space_file)
+    settings = OptunaSettings.from_file(optuna_param_path)
+    for package in include_package:
+        import_module_and_submodules(package)
+    check_config(config_file, search_space)
+
+    if direction is None:
+        direction = infer_direction(metrics)
+        logger.info("Direction inferred from %r: %s (set --direction to change it).", metrics, direction)
+    study_name = study_name or default_study_name(config_file)
+    study = create_or_join_study(study_name, storage, direction, settings, join_existing=skip_if_exists)
+    check_trial_directories(study, serialization_dir)
+    study.set_user_attr(METRIC_ATTR, metrics)
+    study.set_user_attr(CONFIG_ATTR, os.path.abspath(config_file))
+    os.makedirs(serialization_dir, exist_ok=True)
+
+    objective = TrialObjective(
+        config_file,
+        search_space,
+        serialization_dir,
+        metrics,
+        include_package=include_package,
+        overrides=overrides,
+        file_friendly_logging=file_friendly_logging,
+    )
+    study.optimize(
+        objective,
+        n_trials=n_trials,
+        timeout=timeout,
+        catch=(Exception,) if skip_exception else (),
+    )
+    return study

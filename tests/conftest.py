@@ -1,0 +1,89 @@
+"""Shared fixtures: the tiny classifier config, its search space, and ways to run the CLI."""
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional
+
+import pytest
+from allennlp.commands import main as allennlp_main
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "test_fixtures"
+CONFIG = FIXTURES / "config" / "classifier.jsonnet"
+HPARAMS = FIXTURES / "config" / "hparams.json"
+
+
+@pytest.fixture(autouse=True)
+def restore_root_logging() -> Iterator[None]:
+    """AllenNLP's training replaces the root logger's handlers; put the test runner's back."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in root.handlers:
+        if handler not in handlers:
+            handler.close()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh directory with `.allennlp_plugins`, as a user's project has; tests run in it."""
+    (tmp_path / ".allennlp_plugins").write_text("allennlp_optuna\n")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def storage(workdir: Path) -> str:
+    return f"sqlite:///{workdir / 'study.db'}"
+
+
+def write_json(path: Path, content: object) -> Path:
+    path.write_text(json.dumps(content))
+    return path
+
+
+def read_json(path: Path) -> Dict:
+    with open(path, encoding="utf-8") as file:
+        return json.load(file)
+
+
+def run_cli(argv: List[str], capsys: pytest.CaptureFixture) -> "CliResult":
+    """Run `allennlp ARGV` in this process (as the console script does); capture its output."""
+    old_argv = sys.argv
+    sys.argv = ["allennlp", *argv]
+    code = 0
+    try:
+        allennlp_main(prog="allennlp")
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        sys.argv = old_argv
+    out, err = capsys.readouterr()
+    return CliResult(code, out, err)
+
+
+def run_cli_process(argv: List[str], cwd: Path, env: Optional[Dict[str, str]] = None) -> "CliResult":
+    """Run `allennlp ARGV` as a separate process, as a user's shell does."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "allennlp", *argv],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+    )
+    return CliResult(completed.returncode, completed.stdout, completed.stderr)
+
+
+class CliResult:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code = code
+        self.out = out
+        self.err = err
+
+    def __repr__(self) -> str:
+        return f"CliResult(code={self.code}, out={self.out[-2000:]!r}, err={self.err[-2000:]!r})"

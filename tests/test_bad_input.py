@@ -1,0 +1,199 @@
+"""Bad input to `allennlp tune`: one clear line, exit status 2, no traceback, nothing touched."""
+from pathlib import Path
+from typing import List
+
+import optuna
+import pytest
+
+from tests.conftest import CONFIG, HPARAMS, read_json, run_cli, write_json
+
+LR = {"type": "float", "attributes": {"name": "lr", "low": 0.01, "high": 0.1}}
+
+
+def good_entries() -> List[dict]:
+    return read_json(HPARAMS)
+
+
+def tune_argv(hparams: Path, *extra: str) -> List[str]:
+    return ["tune", str(CONFIG), str(hparams), "-s", "result", "--storage", "sqlite:///study.db", *extra]
+
+
+def assert_refused(result, message: str) -> None:
+    assert result.code == 2, result
+    assert "Traceback" not in result.err
+    assert result.err.strip().splitlines()[-1] == f"allennlp tune: error: {message}"
+
+
+SEARCH_SPACE_CASES = {
+    "unknown type": (
+        [{"type": "integer", "attributes": {"name": "lr", "low": 1, "high": 2}}],
+        "{hp}: entry 0: unknown type 'integer'; use one of int, float, categorical, uniform, loguniform, "
+        "discrete_uniform",
+    ),
+    "missing name": (
+        [{"type": "float", "attributes": {"low": 0.1, "high": 0.2}}],
+        "{hp}: entry 0: missing 'name' in attributes (the std.extVar the config reads)",
+    ),
+    "duplicate name": (
+        [LR, LR],
+        "{hp}: entry 1: duplicate name 'lr'; each hyperparameter may appear once",
+    ),
+    "low above high": (
+        [{"type": "int", "attributes": {"name": "embedding_dim", "low": 16, "high": 4}}],
+        "{hp}: entry 0 (embedding_dim): 'low' (16) must not exceed 'high' (4)",
+    ),
+    "log with a non-positive low": (
+        [{"type": "float", "attributes": {"name": "lr", "low": 0.0, "high": 0.1, "log": True}}],
+        "{hp}: entry 0 (lr): 'low' must be above 0 when sampling on a log scale, got 0",
+    ),
+    "unknown attribute": (
+        [{"type": "float", "attributes": {"name": "lr", "lower": 0.01, "high": 0.1}}],
+        "{hp}: entry 0 (lr): unknown attribute(s) ['lower'] for type 'float'; suggest_float takes name, low, "
+        "high, step, log",
+    ),
+    "missing attribute": (
+        [{"type": "categorical", "attributes": {"name": "optimizer"}}],
+        "{hp}: entry 0 (optimizer): missing attribute(s) ['choices'] for type 'categorical'",
+    ),
+    "not a list": (
+        {"lr": [0.01, 0.1]},
+        '{hp}: expected a non-empty JSON list of {{"type": ..., "attributes": {{...}}}} entries, got dict '
+        '{{"lr": [0.01, 0.1]}}',
+    ),
+}
+
+
+@pytest.mark.parametrize("case", SEARCH_SPACE_CASES)
+def test_a_bad_search_space_is_refused_before_training(
+    case: str, workdir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    entries, message = SEARCH_SPACE_CASES[case]
+    hparams = write_json(workdir / "hparams.json", entries)
+
+    result = run_cli(tune_argv(hparams), capsys)
+
+    assert_refused(result, message.format(hp=hparams))
+    assert not (workdir / "result").exists()
+    assert not (workdir / "study.db").exists()
+
+
+def test_an_unreadable_search_space_file_is_refused(workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    result = run_cli(tune_argv(workdir / "missing.json"), capsys)
+
+    assert_refused(result, f"search-space file {workdir / 'missing.json'} does not exist")
+
+
+def test_an_ext_var_nobody_provides_is_named(workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    entries = [e for e in good_entries() if e["attributes"]["name"] not in ("optimizer", "dropout")]
+    hparams = write_json(workdir / "hparams.json", entries)
+
+    result = run_cli(tune_argv(hparams), capsys)
+
+    assert_refused(
+        result,
+        f"{CONFIG} reads std.extVar 'dropout', 'optimizer', which neither the search space nor the environment "
+        "provides; add it to the search-space file or export it",
+    )
+    assert not (workdir / "result").exists()
+
+
+def test_a_hyperparameter_the_config_never_reads_is_a_warning(
+    workdir: Path, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
+) -> None:
+    entries = good_entries() + [{"type": "int", "attributes": {"name": "hidden_size", "low": 1, "high": 4}}]
+    hparams = write_json(workdir / "hparams.json", entries)
+
+    result = run_cli(tune_argv(hparams, "--n-trials", "1"), capsys)
+
+    assert result.code == 0, result
+    assert (
+        f"Search-space hyperparameter 'hidden_size' is never read by {CONFIG} (no std.extVar('hidden_size')); "
+        "sampling it has no effect on training." in caplog.messages
+    )
+
+
+def test_an_existing_study_is_not_touched_without_skip_if_exists(
+    workdir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert run_cli(tune_argv(HPARAMS, "--n-trials", "1"), capsys).code == 0
+    metrics = (workdir / "result" / "trial_0" / "metrics.json").read_bytes()
+
+    result = run_cli(tune_argv(HPARAMS, "--n-trials", "1"), capsys)
+
+    assert_refused(
+        result,
+        "study 'classifier' already exists in sqlite:///study.db; pass --skip-if-exists to continue it, "
+        "or choose another --study-name",
+    )
+    study = optuna.load_study(study_name="classifier", storage="sqlite:///study.db")
+    assert len(study.trials) == 1
+    assert sorted(p.name for p in (workdir / "result").iterdir()) == ["trial_0"]
+    assert (workdir / "result" / "trial_0" / "metrics.json").read_bytes() == metrics
+
+
+def test_trial_directories_of_another_study_are_never_overwritten(
+    workdir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert run_cli(tune_argv(HPARAMS, "--n-trials", "1", "--study-name", "first"), capsys).code == 0
+    metrics = (workdir / "result" / "trial_0" / "metrics.json").read_bytes()
+
+    result = run_cli(tune_argv(HPARAMS, "--n-trials", "1", "--study-name", "second"), capsys)
+
+    assert_refused(result, "result already holds trial_0 that study 'second' did not write; choose a new --serialization-dir")
+    assert (workdir / "result" / "trial_0" / "metrics.json").read_bytes() == metrics
+
+
+OPTUNA_SETTINGS_CASES = {
+    "unknown sampler": (
+        {"sampler": {"type": "TPE", "attributes": {}}},
+        "{path}: sampler: unknown sampler 'TPE'; use one of BruteForceSampler, CmaEsSampler, GPSampler, "
+        "GridSampler, NSGAIIISampler, NSGAIISampler, PartialFixedSampler, QMCSampler, RandomSampler, TPESampler",
+    ),
+    "bad sampler keyword": (
+        {"sampler": {"type": "RandomSampler", "attributes": {"sead": 1}}},
+        "{path}: sampler: RandomSampler has no argument(s) ['sead']; it takes seed",
+    ),
+    "unknown pruner": (
+        {"pruner": {"type": "MedianPrunner", "attributes": {}}},
+        "{path}: pruner: unknown pruner 'MedianPrunner'; use one of HyperbandPruner, MedianPruner, NopPruner, "
+        "PatientPruner, PercentilePruner, SuccessiveHalvingPruner, ThresholdPruner, WilcoxonPruner",
+    ),
+    "pruner rejecting its values": (
+        {"pruner": {"type": "ThresholdPruner", "attributes": {}}},
+        "{path}: pruner: ThresholdPruner({{}}) failed: Either lower or upper must be specified.",
+    ),
+    "unknown key": (
+        {"samplers": {"type": "RandomSampler"}},
+        "{path}: unknown key(s) ['samplers']; expected 'sampler' and/or 'pruner'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", OPTUNA_SETTINGS_CASES)
+def test_bad_optuna_settings_are_refused(case: str, workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    settings, message = OPTUNA_SETTINGS_CASES[case]
+    path = write_json(workdir / "optuna.json", settings)
+
+    result = run_cli(tune_argv(HPARAMS, "--optuna-param-path", str(path)), capsys)
+
+    assert_refused(result, message.format(path=path))
+    assert not (workdir / "study.db").exists()
+
+
+def test_a_metric_missing_from_metrics_json_names_the_choices(workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    result = run_cli(tune_argv(HPARAMS, "--n-trials", "2", "--metrics", "best_validation_acc"), capsys)
+
+    assert result.code == 2, result
+    message = result.err.strip().splitlines()[-1]
+    assert message.startswith(
+        "allennlp tune: error: metric 'best_validation_acc' is not in result/trial_0/metrics.json; "
+        "choose --metrics from: best_epoch, best_validation_accuracy, best_validation_loss, epoch, "
+    )
+    study = optuna.load_study(study_name="classifier", storage="sqlite:///study.db")
+    assert [t.state.name for t in study.trials] == ["FAIL"]
+
+
+def test_a_non_positive_trial_count_is_refused(workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    result = run_cli(tune_argv(HPARAMS, "--n-trials", "0"), capsys)
+
+    assert_refused(result, "--n-trials must be at least 1, got 0")
