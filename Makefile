@@ -14,8 +14,14 @@ $(STAMP): setup.py
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+DEMO_STUDY := --study-name imdb --storage sqlite:///demo.db
+
+# A fresh study each time: the demo's own result/ and demo.db are replaced.
 demo: $(STAMP)
-	$(BIN)/python demo/run_demo.py
+	$(BIN)/python -m demo.reviews --out demo/data --train 2000 --dev 500 --max-tokens 100
+	rm -rf demo/result demo/demo.db
+	cd demo && ../$(BIN)/allennlp tune imdb_optuna.jsonnet hparams.json --serialization-dir result \
+		$(DEMO_STUDY) --metrics best_validation_accuracy --optuna-param-path optuna.json --n-trials 8
 
 test: $(STAMP)
 	$(BIN)/pytest -q

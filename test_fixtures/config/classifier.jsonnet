@@ -1,5 +1,6 @@
 // The guide's CNN sentiment classifier, sized for tests: tiny data, three epochs, CPU.
-local here = std.join('/', std.split(std.thisFile, '/')[:std.length(std.split(std.thisFile, '/')) - 1]);
+local path = std.split(std.thisFile, '/');
+local here = if std.length(path) == 1 then '.' else std.join('/', path[:std.length(path) - 1]);
 local data = here + '/../data/';
 
 local embedding_dim = std.parseInt(std.extVar('embedding_dim'));
