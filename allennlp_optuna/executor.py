@@ -19,6 +19,7 @@ import gc
 import json
 import logging
 import os
+from contextlib import nullcontext
 from typing import Any, Dict, List, Optional, Union
 
 import optuna
@@ -29,6 +30,7 @@ from allennlp.common import cached_transformers
 from allennlp.common.checks import ConfigurationError
 
 from allennlp_optuna.config import load_params
+from allennlp_optuna.data_reuse import reusing_data
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,8 @@ class AllenNLPExecutor:
         force: overwrite ``serialization_dir`` if it exists (as ``allennlp train -f``).
         file_friendly_logging: as ``allennlp train --file-friendly-logging``.
         overrides: a JSON string or dict applied after evaluation, as ``allennlp train -o``.
+        reuse_data: reuse instances and vocabulary of earlier trials in this process when the
+            data configuration is identical (see :mod:`allennlp_optuna.data_reuse`).
     """
 
     def __init__(
@@ -63,6 +67,7 @@ class AllenNLPExecutor:
         force: bool = False,
         file_friendly_logging: bool = False,
         overrides: Union[str, Dict[str, Any]] = "",
+        reuse_data: bool = False,
     ) -> None:
         self.trial = trial
         self.config_file = config_file
@@ -72,6 +77,7 @@ class AllenNLPExecutor:
         self.force = force
         self.file_friendly_logging = file_friendly_logging
         self.overrides = overrides
+        self.reuse_data = reuse_data
 
     def params(self) -> Params:
         """The trial's training configuration, as ``train_model`` receives it."""
@@ -82,14 +88,15 @@ class AllenNLPExecutor:
         params = self.params()
         self.trial.set_user_attr(SERIALIZATION_DIR_ATTR, os.path.abspath(self.serialization_dir))
         try:
-            train_model(
-                params,
-                self.serialization_dir,
-                force=self.force,
-                include_package=self.include_package,
-                file_friendly_logging=self.file_friendly_logging,
-                return_model=False,
-            )
+            with reusing_data(params) if self.reuse_data else nullcontext():
+                train_model(
+                    params,
+                    self.serialization_dir,
+                    force=self.force,
+                    include_package=self.include_package,
+                    file_friendly_logging=self.file_friendly_logging,
+                    return_model=False,
+                )
         finally:
             release_training_memory()
         return read_metric(self.serialization_dir, self.metrics)

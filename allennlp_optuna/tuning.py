@@ -55,6 +55,7 @@ class TrialObjective:
         include_package: Sequence[str] = (),
         overrides: Union[str, Dict[str, Any]] = "",
         file_friendly_logging: bool = False,
+        reuse_data: bool = True,
     ) -> None:
         self.config_file = config_file
         self.search_space = search_space
@@ -63,6 +64,7 @@ class TrialObjective:
         self.include_package = list(include_package)
         self.overrides = overrides
         self.file_friendly_logging = file_friendly_logging
+        self.reuse_data = reuse_data
 
     def __call__(self, trial: optuna.Trial) -> float:
         self.search_space.suggest(trial)
@@ -74,6 +76,7 @@ class TrialObjective:
             include_package=self.include_package,
             file_friendly_logging=self.file_friendly_logging,
             overrides=self.overrides,
+            reuse_data=self.reuse_data,
         )
         try:
             return executor.run()
@@ -125,6 +128,7 @@ def tune(
     include_package: Sequence[str] = (),
     overrides: Union[str, Dict[str, Any]] = "",
     file_friendly_logging: bool = False,
+    reuse_data: bool = True,
 ) -> optuna.Study:
     """Tune the hyperparameters of an AllenNLP config; the function behind ``allennlp tune``.
 
@@ -148,6 +152,8 @@ def tune(
         include_package: packages to import (registrations used by the config).
         overrides: JSON overrides applied to every trial's config, as ``allennlp train -o``.
         file_friendly_logging: as ``allennlp train --file-friendly-logging``.
+        reuse_data: reuse instances and vocabulary between trials whose data configuration is
+            identical (see :mod:`allennlp_optuna.data_reuse`); results are the same either way.
 
     Returns:
         The study, with this call's trials added.
@@ -182,6 +188,7 @@ def tune(
         include_package=include_package,
         overrides=overrides,
         file_friendly_logging=file_friendly_logging,
+        reuse_data=reuse_data,
     )
     study.optimize(
         objective,

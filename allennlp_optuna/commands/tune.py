@@ -79,6 +79,13 @@ class Tune(Subcommand):
             action="store_true",
             help="outputs tqdm status on separate lines and slows tqdm refresh rate",
         )
+        subparser.add_argument(
+            "--no-data-reuse",
+            dest="reuse_data",
+            action="store_false",
+            help="read the data and build the vocabulary again in every trial, even when their "
+            "configuration is identical to an earlier trial's",
+        )
         subparser.set_defaults(func=tune_from_args)
         return subparser
 
@@ -105,5 +112,6 @@ def tune_from_args(args: argparse.Namespace) -> None:
         include_package=args.include_package,
         overrides=args.overrides,
         file_friendly_logging=args.file_friendly_logging,
+        reuse_data=args.reuse_data,
     )
     print(summarize(study), flush=True)

@@ -1,0 +1,132 @@
+"""What a study costs beyond its training (issue: "a study costs no more than its training").
+
+Runs the same trials (same sampler seed, same values) three ways, side by side:
+`allennlp tune` (with and without data reuse), each trial as its own `allennlp train` process,
+and the floor: the sum of the trials' `training_duration`. Prints the ratios. Then a memory
+run: resident memory after trial 1 and after trial 30 of one in-process study.
+
+    python -m benchmarks.overhead                    # both scenarios + memory (about 15 min on 2 cores)
+    python -m benchmarks.overhead --only reading --skip-memory
+
+Scenarios:
+- training: Rotten Tomatoes sentences, 4 trials x 3 epochs of the guide's CNN (training dominates);
+- reading: 5,000 full-length IMDB reviews, a tiny CNN, 6 trials x 2 epochs (reading dominates,
+  as it does on a GPU).
+"""
+import argparse
+import gc
+import tempfile
+from pathlib import Path
+from typing import Dict, List
+
+import psutil
+
+from benchmarks.scenario import ALLENNLP, Scenario, make_scenario, run_tune, timed, training_seconds
+
+TINY_CNN = [
+    {"type": "int", "attributes": {"name": "embedding_dim", "low": 4, "high": 8}},
+    {"type": "int", "attributes": {"name": "max_filter_size", "low": 2, "high": 3}},
+    {"type": "int", "attributes": {"name": "num_filters", "low": 4, "high": 8}},
+    {"type": "int", "attributes": {"name": "output_dim", "low": 4, "high": 8}},
+    {"type": "float", "attributes": {"name": "dropout", "low": 0.0, "high": 0.5}},
+    {"type": "float", "attributes": {"name": "lr", "low": 1e-3, "high": 1e-2, "log": True}},
+]
+
+
+def scenarios(root: Path) -> Dict[str, Scenario]:
+    return {
+        "training": make_scenario(
+            root / "training", source="rotten_tomatoes", n_train=6000, n_dev=2000, max_tokens=None,
+            num_epochs=3, n_trials=4,
+        ),
+        "reading": make_scenario(
+            root / "reading", source="imdb", n_train=5000, n_dev=1000, max_tokens=None,
+            num_epochs=2, n_trials=6, hparams=TINY_CNN,
+        ),
+    }
+
+
+def separate_processes(scenario: Scenario, study_name: str) -> float:
+    """Each trial of ``study_name`` again as its own `allennlp train`, with the same values."""
+    from allennlp_optuna.config import ext_vars_for
+
+    total = 0.0
+    for trial in scenario.study(study_name).trials:
+        total += timed(
+            [*ALLENNLP, "train", "config.jsonnet", "-s", f"separate/trial_{trial.number}", "--file-friendly-logging"],
+            scenario.directory,
+            env=ext_vars_for(trial.params),
+        )
+    return total
+
+
+def measure(name: str, scenario: Scenario) -> None:
+    reuse_wall = run_tune(scenario, "reuse")
+    no_reuse_wall = run_tune(scenario, "no_reuse", ["--no-data-reuse"])
+    separate_wall = separate_processes(scenario, "reuse")
+    floor = training_seconds(scenario.study("reuse"))
+    n = scenario.n_trials
+    reuse_values = [t.value for t in scenario.study("reuse").trials]
+    assert reuse_values == [t.value for t in scenario.study("no_reuse").trials], "reuse changed results"
+    read_and_vocab = (no_reuse_wall - reuse_wall) / (n - 1)
+    print(f"\n== {name}: {n} trials")
+    print(f"sum of training_duration (floor)    {floor:8.1f} s")
+    print(f"allennlp tune                       {reuse_wall:8.1f} s   tune/floor {reuse_wall / floor:.3f}")
+    print(f"allennlp tune --no-data-reuse       {no_reuse_wall:8.1f} s   ratio {no_reuse_wall / floor:.3f}")
+    print(f"separate allennlp train processes   {separate_wall:8.1f} s   tune/separate {reuse_wall / separate_wall:.3f}")
+    print(f"reading + vocabulary per trial (from the reuse saving)  {read_and_vocab:.1f} s")
+    print(
+        f"separate - tune = {separate_wall - reuse_wall:.1f} s  vs (N-1) x reading+vocabulary = "
+        f"{(n - 1) * read_and_vocab:.1f} s"
+    )
+    print(f"values identical with and without reuse: {reuse_values}")
+
+
+def memory_after_trials(root: Path, n_trials: int = 30) -> List[float]:
+    """Resident memory (MB) after each trial of one in-process study of the tiny CNN."""
+    import optuna
+
+    from allennlp_optuna.search_space import SearchSpace
+    from allennlp_optuna.tuning import TrialObjective
+
+    scenario = make_scenario(
+        root / "memory", source="rotten_tomatoes", n_train=2000, n_dev=500, max_tokens=None,
+        num_epochs=1, n_trials=n_trials, hparams=TINY_CNN,
+    )
+    objective = TrialObjective(
+        str(scenario.directory / "config.jsonnet"),
+        SearchSpace.from_entries(TINY_CNN),
+        str(scenario.directory / "result"),
+        scenario.metrics,
+        file_friendly_logging=True,
+    )
+    rss: List[float] = []
+
+    def record(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        gc.collect()
+        rss.append(psutil.Process().memory_info().rss / 2**20)
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=1))
+    study.optimize(objective, n_trials=n_trials, callbacks=[record])
+    return rss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=("training", "reading"), default=None)
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--memory-only", action="store_true")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep the scenarios here (default: a temp dir)")
+    args = parser.parse_args()
+    root = args.workdir or Path(tempfile.mkdtemp(prefix="allennlp-optuna-bench-"))
+    for name, scenario in ({} if args.memory_only else scenarios(root)).items():
+        if args.only in (None, name):
+            measure(name, scenario)
+    if not args.skip_memory:
+        rss = memory_after_trials(root)
+        print(f"\n== memory: resident after trial 1 {rss[0]:.0f} MB, after trial {len(rss)} {rss[-1]:.0f} MB, "
+              f"change {100 * (rss[-1] - rss[0]) / rss[0]:+.1f}%")
+
+
+if __name__ == "__main__":
+    main()
