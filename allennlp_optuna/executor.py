@@ -19,8 +19,8 @@ import gc
 import json
 import logging
 import os
-from contextlib import nullcontext
-from typing import Any, Dict, List, Optional, Union
+from contextlib import contextmanager, nullcontext
+from typing import Any, Dict, Iterator, List, Optional, Union
 
 import optuna
 import torch
@@ -88,7 +88,7 @@ class AllenNLPExecutor:
         params = self.params()
         self.trial.set_user_attr(SERIALIZATION_DIR_ATTR, os.path.abspath(self.serialization_dir))
         try:
-            with reusing_data(params) if self.reuse_data else nullcontext():
+            with own_log_handlers(), reusing_data(params) if self.reuse_data else nullcontext():
                 train_model(
                     params,
                     self.serialization_dir,
@@ -116,6 +116,26 @@ def read_metric(serialization_dir: str, metric: str) -> float:
             f"metric {metric!r} is not in {path}; choose --metrics from: {', '.join(numeric)}"
         )
     return float(metrics[metric])
+
+
+@contextmanager
+def own_log_handlers() -> Iterator[None]:
+    """Give the trial AllenNLP's logging set-up, then put the caller's back.
+
+    ``train_model`` replaces the root logger's handlers with ones writing to the trial's
+    ``out.log``; without this, later trials' and the study's messages would land in an
+    earlier trial's log, and every trial would leave an open file behind.
+    """
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 def release_training_memory() -> None:

@@ -126,6 +126,7 @@ def main() -> None:
         rss = memory_after_trials(root)
         print(f"\n== memory: resident after trial 1 {rss[0]:.0f} MB, after trial {len(rss)} {rss[-1]:.0f} MB, "
               f"change {100 * (rss[-1] - rss[0]) / rss[0]:+.1f}%")
+        print("   after each trial (MB): " + " ".join(f"{r:.0f}" for r in rss))
 
 
 if __name__ == "__main__":
