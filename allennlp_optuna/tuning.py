@@ -176,6 +176,12 @@ def tune(
     study_name = study_name or default_study_name(config_file)
     study = create_or_join_study(study_name, storage, direction, settings, join_existing=skip_if_exists)
     check_trial_directories(study, serialization_dir)
+    earlier_metric = study.user_attrs.get(METRIC_ATTR, metrics)
+    if earlier_metric != metrics:
+        raise ConfigurationError(
+            f"study {study_name!r} optimizes {earlier_metric}, not {metrics}; pass --metrics {earlier_metric} "
+            "or choose another --study-name"
+        )
     study.set_user_attr(METRIC_ATTR, metrics)
     study.set_user_attr(CONFIG_ATTR, os.path.abspath(config_file))
     os.makedirs(serialization_dir, exist_ok=True)

@@ -197,3 +197,20 @@ def test_a_non_positive_trial_count_is_refused(workdir: Path, capsys: pytest.Cap
     result = run_cli(tune_argv(HPARAMS, "--n-trials", "0"), capsys)
 
     assert_refused(result, "--n-trials must be at least 1, got 0")
+
+
+def test_joining_a_study_with_another_metric_is_refused(workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    assert run_cli(tune_argv(HPARAMS, "--n-trials", "1"), capsys).code == 0
+
+    result = run_cli(
+        tune_argv(HPARAMS, "--n-trials", "1", "--skip-if-exists", "--metrics", "best_validation_accuracy",
+                  "--direction", "minimize"),
+        capsys,
+    )
+
+    assert_refused(
+        result,
+        "study 'classifier' optimizes best_validation_loss, not best_validation_accuracy; "
+        "pass --metrics best_validation_loss or choose another --study-name",
+    )
+    assert len(optuna.load_study(study_name="classifier", storage="sqlite:///study.db").trials) == 1
