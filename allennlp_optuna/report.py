@@ -231,7 +231,7 @@ def plot_sections(study: optuna.Study) -> List[PlotSection]:
     no_trial = "No trial has completed yet."
     sections = [
         PlotSection("history", "Optimization history",
-                    "Each completed trial's value and the best so far; dashed lines are enqueued baselines."),
+                    "Each completed trial's value and the best so far; stars and dashed lines are enqueued baselines."),
         PlotSection("expected-performance", "Expected validation performance",
                     "Expected best value of n trials drawn from the completed ones, \u00b1 one standard "
                     "deviation (Dodge et al. 2019, \u201cShow Your Work\u201d)."),
@@ -260,6 +260,9 @@ def plot_sections(study: optuna.Study) -> List[PlotSection]:
     if len(complete) < MIN_TRIALS_FOR_IMPORTANCE:
         importances.note = (f"Too few trials: fANOVA needs at least {MIN_TRIALS_FOR_IMPORTANCE} completed "
                             f"trials, this study has {len(complete)}.")
+    elif len({t.value for t in complete}) == 1:
+        importances.note = (f"All {len(complete)} completed trials have the same value, so no hyperparameter "
+                            "explains a difference yet.")
     else:
         try:
             importances.figure = visualization.plot_param_importances(
@@ -305,7 +308,7 @@ def _with_baselines(figure: Any, study: optuna.Study) -> Any:
             y=trial.value,
             line_dash="dash",
             line_color="#d62728",
-            annotation_text=f"baseline: trial {trial.number} ({enqueued_from(trial)}) = {trial.value:.6g}",
+            annotation_text=f"baseline: {enqueued_from(trial)}, trial {trial.number} = {trial.value:.6g}",
             annotation_position="bottom right",
             annotation_font_color="#d62728",
         )
@@ -320,7 +323,7 @@ def _with_baseline_points(figure: Any, study: optuna.Study) -> Any:
     if baselines:
         figure.add_trace(
             go.Scatter(x=[t.number for t in baselines], y=[t.value for t in baselines], mode="markers",
-                       name="Baseline", marker={"symbol": "star", "size": 14, "color": "#d62728"})
+                       name="Enqueued (baseline)", marker={"symbol": "star", "size": 14, "color": "#d62728"})
         )
     return figure
 
@@ -329,7 +332,10 @@ def _plot_html(section: PlotSection) -> str:
     if section.figure is None:
         body = f'<p class="note">{html.escape(section.note)}</p>'
     else:
-        section.figure.update_layout(height=_PLOT_HEIGHT, template="plotly_white", margin={"t": 60, "b": 50})
+        # Optuna sizes some plots (slices) to a fixed width; let every plot fit the page instead.
+        section.figure.update_layout(
+            height=_PLOT_HEIGHT, width=None, autosize=True, template="plotly_white", margin={"t": 60, "b": 50}
+        )
         body = section.figure.to_html(
             full_html=False, include_plotlyjs=False, div_id=f"plot-{section.anchor}", default_width="100%"
         )
@@ -350,7 +356,7 @@ def _table_html(rows: Sequence[TrialRow]) -> str:
 def _row_html(row: TrialRow, names: Sequence[str]) -> str:
     number = str(row.number)
     if row.enqueued_from:
-        number += f' <span class="tag" title="values enqueued from {html.escape(row.enqueued_from)}">baseline</span>'
+        number += f' <span class="tag" title="values enqueued from {html.escape(row.enqueued_from)}">enqueued</span>'
     reason = ""
     if row.fail_reason:
         reason = (f"<details><summary>{html.escape(row.fail_reason)}</summary>"
@@ -365,8 +371,8 @@ def _row_html(row: TrialRow, names: Sequence[str]) -> str:
         _cell(row.directory, f"<code>{html.escape(row.directory)}</code>", raw=True),
         _cell(row.fail_reason, reason, raw=True),
     ]
-    baseline = ' class="baseline"' if row.enqueued_from else ""
-    return f"<tr{baseline}>{''.join(cells)}</tr>"
+    marked = ' class="enqueued"' if row.enqueued_from else ""
+    return f"<tr{marked}>{''.join(cells)}</tr>"
 
 
 def _cell(sort_value: Any, text: str, raw: bool = False) -> str:
@@ -459,7 +465,7 @@ table.trials th { position: sticky; top: 0; background: #f6f8fa; cursor: pointer
 table.trials th[data-order="asc"]::after { content: " \\25B2"; }
 table.trials th[data-order="desc"]::after { content: " \\25BC"; }
 table.trials td { padding: 5px 10px; border-bottom: 1px solid #eaeef2; vertical-align: top; }
-table.trials tr.baseline td { background: #fff5f5; }
+table.trials tr.enqueued td { background: #fff5f5; }
 table.trials code { font-size: 12px; color: #57606a; }
 table.trials details pre { max-width: 640px; overflow-x: auto; font-size: 11px; }
 .tag { background: #d62728; color: #fff; border-radius: 10px; padding: 0 7px; font-size: 11px; }
@@ -488,7 +494,7 @@ _PAGE = """<!DOCTYPE html>
 <script>{plotlyjs}</script>
 {plots}
 <section class="card" id="trials-table"><h2>Trials</h2>
-<p class="caption">Click a column to sort. Trials marked baseline ran with enqueued values.</p>
+<p class="caption">Click a column to sort. Trials marked enqueued ran with the values of an --enqueue-trial file.</p>
 <div class="table-wrap">{table}</div></section>
 </main>
 <script>{script}</script>
