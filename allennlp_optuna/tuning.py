@@ -15,7 +15,10 @@ from allennlp.common.checks import ConfigurationError
 from allennlp.common.util import import_module_and_submodules
 
 from allennlp_optuna.config import check_config
+from allennlp_optuna.enqueue import enqueue_trials, read_enqueued_values
 from allennlp_optuna.executor import SERIALIZATION_DIR_ATTR, AllenNLPExecutor
+from allennlp_optuna.progress import ProgressLine
+from allennlp_optuna.report import ReportWriter
 from allennlp_optuna.search_space import SearchSpace
 from allennlp_optuna.study import (
     CONFIG_ATTR,
@@ -129,6 +132,7 @@ def tune(
     overrides: Union[str, Dict[str, Any]] = "",
     file_friendly_logging: bool = False,
     reuse_data: bool = True,
+    enqueue_trial: Sequence[str] = (),
 ) -> optuna.Study:
     """Tune the hyperparameters of an AllenNLP config; the function behind ``allennlp tune``.
 
@@ -151,9 +155,12 @@ def tune(
         skip_exception: record a failing trial as FAIL and go on with the study.
         include_package: packages to import (registrations used by the config).
         overrides: JSON overrides applied to every trial's config, as ``allennlp train -o``.
-        file_friendly_logging: as ``allennlp train --file-friendly-logging``.
+        file_friendly_logging: as ``allennlp train --file-friendly-logging``; also silences the
+            study's progress line.
         reuse_data: reuse instances and vocabulary between trials whose data configuration is
             identical (see :mod:`allennlp_optuna.data_reuse`); results are the same either way.
+        enqueue_trial: JSON files of hyperparameter values (e.g. a hand-tuned baseline) that run
+            first, in order (see :mod:`allennlp_optuna.enqueue`).
 
     Returns:
         The study, with this call's trials added.
@@ -169,6 +176,7 @@ def tune(
     for package in include_package:
         import_module_and_submodules(package)
     check_config(config_file, search_space)
+    enqueued = [read_enqueued_values(path, search_space) for path in enqueue_trial]
 
     if direction is None:
         direction = infer_direction(metrics)
@@ -185,6 +193,7 @@ def tune(
     study.set_user_attr(METRIC_ATTR, metrics)
     study.set_user_attr(CONFIG_ATTR, os.path.abspath(config_file))
     os.makedirs(serialization_dir, exist_ok=True)
+    enqueue_trials(study, enqueued)
 
     objective = TrialObjective(
         config_file,
@@ -196,10 +205,16 @@ def tune(
         file_friendly_logging=file_friendly_logging,
         reuse_data=reuse_data,
     )
-    study.optimize(
-        objective,
-        n_trials=n_trials,
-        timeout=timeout,
-        catch=(Exception,) if skip_exception else (),
-    )
+    report = ReportWriter(serialization_dir)
+    callbacks = [report] if file_friendly_logging else [report, ProgressLine(n_trials, timeout, metrics)]
+    try:
+        study.optimize(
+            objective,
+            n_trials=n_trials,
+            timeout=timeout,
+            catch=(Exception,) if skip_exception else (),
+            callbacks=callbacks,
+        )
+    finally:
+        report.write(study)  # also after a trial failed without --skip-exception, or Ctrl-C
     return study

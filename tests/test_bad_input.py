@@ -127,7 +127,7 @@ def test_an_existing_study_is_not_touched_without_skip_if_exists(
     )
     study = optuna.load_study(study_name="classifier", storage="sqlite:///study.db")
     assert len(study.trials) == 1
-    assert sorted(p.name for p in (workdir / "result").iterdir()) == ["trial_0"]
+    assert sorted(p.name for p in (workdir / "result").iterdir()) == ["report.html", "trial_0", "trials.csv"]
     assert (workdir / "result" / "trial_0" / "metrics.json").read_bytes() == metrics
 
 

@@ -125,7 +125,9 @@ def test_skip_if_exists_resumes_the_study(workdir: Path, storage: str) -> None:
 
     assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
-    assert sorted(p.name for p in (workdir / "result").iterdir()) == [f"trial_{n}" for n in range(5)]
+    assert sorted(p.name for p in (workdir / "result").iterdir()) == [
+        "report.html", *(f"trial_{n}" for n in range(5)), "trials.csv"
+    ]
     assert (workdir / "result" / "trial_0" / "metrics.json").read_bytes() == first_metrics
     assert os.stat(workdir / "result" / "trial_0" / "metrics.json").st_mtime_ns == first_mtime
 

@@ -8,6 +8,7 @@ how Optuna samples it. Trial N trains in `DIR/trial_N`; the study lives in `--st
 """
 import argparse
 import json
+import os
 
 from allennlp.commands.subcommand import Subcommand
 
@@ -86,6 +87,14 @@ class Tune(Subcommand):
             help="read the data and build the vocabulary again in every trial, even when their "
             "configuration is identical to an earlier trial's",
         )
+        subparser.add_argument(
+            "--enqueue-trial",
+            action="append",
+            default=[],
+            metavar="VALUES_JSON",
+            help='JSON object of hyperparameter values, e.g. {"lr": 0.1, "dropout": 0.2}, to run first '
+            "(a baseline, marked in DIR/report.html); repeatable",
+        )
         subparser.set_defaults(func=tune_from_args)
         return subparser
 
@@ -93,6 +102,7 @@ class Tune(Subcommand):
 @exit_on_configuration_error("tune")
 def tune_from_args(args: argparse.Namespace) -> None:
     """Run :func:`allennlp_optuna.tuning.tune` with the command line's arguments."""
+    from allennlp_optuna.report import REPORT_FILE
     from allennlp_optuna.summary import summarize
     from allennlp_optuna.tuning import tune
 
@@ -113,5 +123,7 @@ def tune_from_args(args: argparse.Namespace) -> None:
         overrides=args.overrides,
         file_friendly_logging=args.file_friendly_logging,
         reuse_data=args.reuse_data,
+        enqueue_trial=args.enqueue_trial,
     )
+    print(f"Report: {os.path.join(args.serialization_dir, REPORT_FILE)}", flush=True)
     print(summarize(study), flush=True)

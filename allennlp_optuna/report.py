@@ -1,0 +1,503 @@
+"""The study report: one self-contained HTML page and a CSV table of the trials.
+
+The page holds the study summary (the same lines ``allennlp tune`` prints at its end), a
+sortable trials table, and plots from ``optuna.visualization``: optimization history with
+the enqueued baseline as a reference line, expected validation performance (Dodge et al.
+2019), intermediate values, fANOVA parameter importances, parallel coordinates and slices.
+plotly.js is embedded once, so the page works offline.
+
+From a script::
+
+    study = optuna.load_study(study_name="imdb_optuna", storage="sqlite:///allennlp_optuna.db")
+    write_report(study, "report.html", csv_path="trials.csv")
+
+During ``allennlp tune``, :class:`ReportWriter` rewrites ``DIR/report.html`` and
+``DIR/trials.csv`` after every trial; each file is replaced atomically, so a browser (or
+another worker writing the same files) never sees half of one.
+"""
+import csv
+import datetime
+import html
+import io
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from allennlp_optuna.enqueue import enqueued_from
+from allennlp_optuna.executor import SERIALIZATION_DIR_ATTR
+from allennlp_optuna.expected_performance import expected_best_curve
+from allennlp_optuna.progress import format_seconds
+from allennlp_optuna.study import METRIC_ATTR
+from allennlp_optuna.summary import summarize
+
+logger = logging.getLogger(__name__)
+
+REPORT_FILE = "report.html"
+TRIALS_FILE = "trials.csv"
+MIN_TRIALS_FOR_IMPORTANCE = 2
+"""fANOVA needs at least this many completed trials; fewer give a note instead of a plot."""
+FEW_TRIALS_FOR_IMPORTANCE = 10
+"""Below this many completed trials, importances come with a warning that they are rough."""
+REFRESH_SECONDS = 30
+"""While trials are running or waiting, the page reloads itself this often."""
+
+_PLOT_HEIGHT = 440
+
+
+@dataclass
+class TrialRow:
+    """One trial as the table and the CSV show it."""
+
+    number: int
+    state: str
+    value: Optional[float]
+    params: Dict[str, Any]
+    duration: Optional[float]
+    directory: str
+    enqueued_from: str
+    fail_reason: str
+    fail_traceback: str
+
+    def csv_record(self, param_names: Sequence[str]) -> Dict[str, Any]:
+        record: Dict[str, Any] = {"number": self.number, "state": self.state, "value": _blank(self.value)}
+        record.update({f"params_{name}": _blank(self.params.get(name)) for name in param_names})
+        record.update(
+            duration_seconds=_blank(self.duration),
+            directory=self.directory,
+            enqueued_from=self.enqueued_from,
+            fail_reason=self.fail_reason,
+        )
+        return record
+
+
+def trial_row(trial: FrozenTrial) -> TrialRow:
+    """The row of one trial; a failed trial's reason is the last line of its traceback."""
+    from allennlp_optuna.tuning import FAIL_REASON_ATTR
+
+    traceback_text = str(trial.user_attrs.get(FAIL_REASON_ATTR, "")).strip()
+    if trial.state == TrialState.RUNNING and trial.datetime_start is not None:
+        duration: Optional[float] = (datetime.datetime.now() - trial.datetime_start).total_seconds()
+    else:
+        duration = trial.duration.total_seconds() if trial.duration is not None else None
+    return TrialRow(
+        number=trial.number,
+        state=trial.state.name,
+        value=trial.value,
+        params=dict(trial.params),
+        duration=duration,
+        directory=str(trial.user_attrs.get(SERIALIZATION_DIR_ATTR, "")),
+        enqueued_from=enqueued_from(trial) or "",
+        fail_reason=traceback_text.splitlines()[-1] if traceback_text else "",
+        fail_traceback=traceback_text,
+    )
+
+
+def trial_rows(study: optuna.Study) -> List[TrialRow]:
+    """One row per trial of the study, by trial number."""
+    return [trial_row(t) for t in study.get_trials(deepcopy=False)]
+
+
+def param_names(rows: Sequence[TrialRow]) -> List[str]:
+    """Every parameter name of the rows, in the order trials first sampled them."""
+    names: Dict[str, None] = {}
+    for row in rows:
+        names.update(dict.fromkeys(row.params))
+    return list(names)
+
+
+def trials_csv(study: optuna.Study) -> str:
+    """The trials table as CSV text: number, state, value, params_*, duration, directory, ..."""
+    rows = trial_rows(study)
+    names = param_names(rows)
+    buffer = io.StringIO()
+    fields = ["number", "state", "value", *(f"params_{n}" for n in names), "duration_seconds", "directory",
+              "enqueued_from", "fail_reason"]
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row.csv_record(names))
+    return buffer.getvalue()
+
+
+def write_report(study: optuna.Study, html_path: str, csv_path: Optional[str] = None) -> None:
+    """Write the HTML report (and the trials CSV), each replaced atomically.
+
+    Args:
+        study: the study to report on; read once, so the page and the CSV agree.
+        html_path: where the page goes.
+        csv_path: where the CSV goes; ``None`` writes no CSV.
+    """
+    atomic_write(html_path, render_report(study))
+    if csv_path is not None:
+        atomic_write(csv_path, trials_csv(study))
+
+
+def atomic_write(path: str, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
+            file.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+class ReportWriter:
+    """An Optuna study callback that keeps ``DIR/report.html`` and ``DIR/trials.csv`` current.
+
+    A report that cannot be written is logged, never allowed to stop the study.
+
+    Args:
+        directory: the study's serialization directory.
+    """
+
+    def __init__(self, directory: str) -> None:
+        self.html_path = os.path.join(directory, REPORT_FILE)
+        self.csv_path = os.path.join(directory, TRIALS_FILE)
+
+    def __call__(self, study: optuna.Study, trial: Optional[FrozenTrial] = None) -> None:
+        self.write(study)
+
+    def write(self, study: optuna.Study) -> None:
+        try:
+            write_report(study, self.html_path, self.csv_path)
+        except Exception as error:  # a report must never cost the study its trials
+            logger.warning("Could not write the study report %s: %s", self.html_path, error)
+
+
+# --- The page ---------------------------------------------------------------------------------
+
+
+@dataclass
+class PlotSection:
+    """One plot of the page, or the note saying why it is not drawn."""
+
+    anchor: str
+    title: str
+    caption: str
+    figure: Any = None
+    note: str = ""
+
+
+def render_report(study: optuna.Study) -> str:
+    """The whole HTML page for ``study``, with plotly.js embedded."""
+    from plotly.offline import get_plotlyjs
+
+    rows = trial_rows(study)
+    trials = study.get_trials(deepcopy=False)
+    live = any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
+    sections = plot_sections(study)
+    now = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    refresh = f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">' if live else ""
+    status = f"trials are running; this page reloads every {REFRESH_SECONDS} s" if live else "no trial is running"
+    contents = "".join(f'<a href="#{s.anchor}">{html.escape(s.title)}</a>' for s in sections)
+    return _PAGE.format(
+        refresh=refresh,
+        title=html.escape(f"Study {study.study_name}"),
+        updated=html.escape(f"Updated {now}; {status}."),
+        summary="".join(f"<li>{html.escape(line)}</li>" for line in summarize(study).splitlines()),
+        contents=contents,
+        plotlyjs=get_plotlyjs(),
+        plots="".join(_plot_html(s) for s in sections),
+        table=_table_html(rows),
+        style=_STYLE,
+        script=_SCRIPT,
+        error_script=_ERROR_SCRIPT,
+    )
+
+
+def baseline_trials(study: optuna.Study) -> List[FrozenTrial]:
+    """Completed trials whose values were enqueued, e.g. the hand-tuned baseline."""
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if enqueued_from(t)]
+
+
+def plot_sections(study: optuna.Study) -> List[PlotSection]:
+    """The page's plots, in reading order."""
+    from optuna import visualization
+
+    metric = study.user_attrs.get(METRIC_ATTR, "Objective Value")
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    no_trial = "No trial has completed yet."
+    sections = [
+        PlotSection("history", "Optimization history",
+                    "Each completed trial's value and the best so far; stars and dashed lines are enqueued baselines."),
+        PlotSection("expected-performance", "Expected validation performance",
+                    "Expected best value of n trials drawn from the completed ones, \u00b1 one standard "
+                    "deviation (Dodge et al. 2019, \u201cShow Your Work\u201d)."),
+        PlotSection("intermediate-values", "Intermediate values",
+                    "Learning curves the trials reported to Optuna, pruned trials included."),
+        PlotSection("importances", "Parameter importances", "fANOVA importance of each hyperparameter."),
+        PlotSection("parallel-coordinates", "Parallel coordinates", "Each line is a completed trial."),
+        PlotSection("slice", "Slice", "The value against each hyperparameter."),
+    ]
+    history, expected, intermediate, importances, parallel, slices = sections
+    if not complete:
+        for section in (history, expected, importances, parallel, slices):
+            section.note = no_trial
+    else:
+        history.figure = _with_baseline_points(
+            _with_baselines(visualization.plot_optimization_history(study, target_name=metric), study), study
+        )
+        expected.figure = _with_baselines(expected_performance_figure(study, metric), study)
+        parallel.figure = visualization.plot_parallel_coordinate(study, target_name=metric)
+        slices.figure = visualization.plot_slice(study, target_name=metric)
+    if any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
+        intermediate.figure = visualization.plot_intermediate_values(study)
+    else:
+        intermediate.note = ("No trial reported intermediate values; add the optuna_pruner callback to the "
+                             "trainer's callbacks to record learning curves and prune.")
+    if len(complete) < MIN_TRIALS_FOR_IMPORTANCE:
+        importances.note = (f"Too few trials: fANOVA needs at least {MIN_TRIALS_FOR_IMPORTANCE} completed "
+                            f"trials, this study has {len(complete)}.")
+    elif len({t.value for t in complete}) == 1:
+        importances.note = (f"All {len(complete)} completed trials have the same value, so no hyperparameter "
+                            "explains a difference yet.")
+    else:
+        try:
+            importances.figure = visualization.plot_param_importances(
+                study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), target_name=metric
+            )
+        except (ValueError, RuntimeError) as error:
+            importances.note = f"Importances cannot be computed: {error}"
+        if len(complete) < FEW_TRIALS_FOR_IMPORTANCE:
+            importances.caption += (f" Estimated from only {len(complete)} completed trials: "
+                                    "too few for more than a rough indication.")
+    return sections
+
+
+def expected_performance_figure(study: optuna.Study, metric: str) -> Any:
+    """Expected best value against the number of trials, with a one-standard-deviation band."""
+    import plotly.graph_objects as go
+
+    values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    curve = expected_best_curve(values, maximize=study.direction == optuna.study.StudyDirection.MAXIMIZE)
+    n = [p.n for p in curve]
+    upper = [min(p.mean + p.std, max(values)) for p in curve]
+    lower = [max(p.mean - p.std, min(values)) for p in curve]
+    figure = go.Figure(
+        [
+            go.Scatter(x=n + n[::-1], y=upper + lower[::-1], mode="lines", fill="toself", line={"width": 0},
+                       fillcolor="rgba(31, 119, 180, 0.18)", hoverinfo="skip", name="\u00b1 1 std"),
+            go.Scatter(x=n, y=[p.mean for p in curve], mode="lines+markers", name="Expected best",
+                       line={"color": "#1f77b4"}),
+        ]
+    )
+    figure.update_layout(
+        title="Expected Validation Performance",
+        xaxis={"title": "Number of trials (n)", "tick0": 1, "dtick": max(1, len(curve) // 10)},
+        yaxis_title=f"Expected best {metric}",
+    )
+    return figure
+
+
+def _with_baselines(figure: Any, study: optuna.Study) -> Any:
+    """Draw each completed baseline trial as a dashed horizontal reference line."""
+    for trial in baseline_trials(study):
+        figure.add_hline(
+            y=trial.value,
+            line_dash="dash",
+            line_color="#d62728",
+            annotation_text=f"baseline: {enqueued_from(trial)}, trial {trial.number} = {trial.value:.6g}",
+            annotation_position="bottom right",
+            annotation_font_color="#d62728",
+        )
+    return figure
+
+
+def _with_baseline_points(figure: Any, study: optuna.Study) -> Any:
+    """Mark the baseline trials among the history's points."""
+    import plotly.graph_objects as go
+
+    baselines = baseline_trials(study)
+    if baselines:
+        figure.add_trace(
+            go.Scatter(x=[t.number for t in baselines], y=[t.value for t in baselines], mode="markers",
+                       name="Enqueued (baseline)", marker={"symbol": "star", "size": 14, "color": "#d62728"})
+        )
+    return figure
+
+
+def _plot_html(section: PlotSection) -> str:
+    if section.figure is None:
+        body = f'<p class="note">{html.escape(section.note)}</p>'
+    else:
+        # Optuna sizes some plots (slices) to a fixed width; let every plot fit the page instead.
+        section.figure.update_layout(
+            height=_PLOT_HEIGHT, width=None, autosize=True, template="plotly_white", margin={"t": 60, "b": 50}
+        )
+        body = section.figure.to_html(
+            full_html=False, include_plotlyjs=False, div_id=f"plot-{section.anchor}", default_width="100%"
+        )
+    return (
+        f'<section class="card" id="{section.anchor}"><h2>{html.escape(section.title)}</h2>'
+        f'<p class="caption">{html.escape(section.caption)}</p>{body}</section>'
+    )
+
+
+def _table_html(rows: Sequence[TrialRow]) -> str:
+    names = param_names(rows)
+    headers = ["#", "State", "Value", *names, "Duration", "Directory", "Failure reason"]
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join(_row_html(row, names) for row in rows)
+    return f'<table class="trials" id="trials"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _row_html(row: TrialRow, names: Sequence[str]) -> str:
+    number = str(row.number)
+    if row.enqueued_from:
+        number += f' <span class="tag" title="values enqueued from {html.escape(row.enqueued_from)}">enqueued</span>'
+    reason = ""
+    if row.fail_reason:
+        reason = (f"<details><summary>{html.escape(row.fail_reason)}</summary>"
+                  f"<pre>{html.escape(row.fail_traceback)}</pre></details>")
+    duration = "" if row.duration is None else format_seconds(row.duration)
+    cells = [
+        _cell(row.number, number, raw=True),
+        _cell(row.state, f'<span class="state {row.state.lower()}">{row.state}</span>', raw=True),
+        _cell(row.value, _short(row.value)),
+        *(_cell(row.params.get(n), _short(row.params.get(n))) for n in names),
+        _cell(row.duration, duration),
+        _cell(row.directory, f"<code>{html.escape(row.directory)}</code>", raw=True),
+        _cell(row.fail_reason, reason, raw=True),
+    ]
+    marked = ' class="enqueued"' if row.enqueued_from else ""
+    return f"<tr{marked}>{''.join(cells)}</tr>"
+
+
+def _cell(sort_value: Any, text: str, raw: bool = False) -> str:
+    key = "" if sort_value is None else str(sort_value)
+    return f'<td data-sort="{html.escape(key)}">{text if raw else html.escape(text)}</td>'
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _blank(value: Any) -> Any:
+    return "" if value is None else value
+
+
+_ERROR_SCRIPT = """
+window.reportErrors = [];
+function reportError(message) {
+  window.reportErrors.push(message);
+  var box = document.getElementById('js-errors');
+  if (box) { box.hidden = false; box.textContent += message + '\\n'; }
+}
+window.addEventListener('error', function (e) { reportError('JavaScript error: ' + e.message + ' (' + e.filename + ':' + e.lineno + ')'); });
+window.addEventListener('unhandledrejection', function (e) { reportError('JavaScript error: ' + e.reason); });
+"""
+
+_SCRIPT = """
+(function () {
+  var table = document.getElementById('trials');
+  var headers = table.tHead.rows[0].cells;
+  function compare(x, y) {
+    if (x === y) { return 0; }
+    if (x === '') { return 1; }
+    if (y === '') { return -1; }
+    var nx = Number(x), ny = Number(y);
+    if (!isNaN(nx) && !isNaN(ny)) { return nx - ny; }
+    return x.localeCompare(y);
+  }
+  function sortBy(column, ascending) {
+    var body = table.tBodies[0];
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (a, b) {
+      var x = a.cells[column].getAttribute('data-sort'), y = b.cells[column].getAttribute('data-sort');
+      if (x === '' || y === '') { return compare(x, y); }
+      return ascending ? compare(x, y) : compare(y, x);
+    });
+    rows.forEach(function (row) { body.appendChild(row); });
+    for (var i = 0; i < headers.length; i++) { headers[i].removeAttribute('data-order'); }
+    headers[column].setAttribute('data-order', ascending ? 'asc' : 'desc');
+    try { sessionStorage.setItem('trials-sort', JSON.stringify([column, ascending])); } catch (e) {}
+  }
+  for (var i = 0; i < headers.length; i++) {
+    (function (column) {
+      headers[column].addEventListener('click', function () {
+        sortBy(column, headers[column].getAttribute('data-order') !== 'asc');
+      });
+    })(i);
+  }
+  var saved = null;
+  try { saved = JSON.parse(sessionStorage.getItem('trials-sort')); } catch (e) {}
+  if (saved && saved[0] < headers.length) { sortBy(saved[0], saved[1]); }
+})();
+"""
+
+_STYLE = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1f2328;
+       background: #f4f5f7; margin: 0; }
+header { background: #24292f; color: #fff; padding: 18px 32px; }
+header h1 { margin: 0; font-size: 22px; font-weight: 600; }
+header p { margin: 4px 0 0; color: #c9d1d9; }
+nav { padding: 8px 32px; background: #fff; border-bottom: 1px solid #d0d7de; }
+nav a { margin-right: 16px; color: #0969da; text-decoration: none; }
+main { max-width: 1280px; margin: 0 auto; padding: 16px 32px 48px; }
+.card { background: #fff; border: 1px solid #d0d7de; border-radius: 8px; padding: 12px 20px 16px;
+        margin: 16px 0; }
+.card h2 { font-size: 17px; margin: 4px 0; }
+.caption { color: #57606a; margin: 0 0 8px; }
+.note { background: #fff8c5; border: 1px solid #d4a72c66; border-radius: 6px; padding: 10px 14px; }
+ul.summary { margin: 4px 0; padding-left: 20px; font-family: ui-monospace, Menlo, Consolas, monospace; }
+#js-errors { background: #ffebe9; border: 1px solid #ff818266; color: #82071e; padding: 10px 14px;
+             white-space: pre-wrap; }
+.table-wrap { overflow-x: auto; }
+table.trials { border-collapse: collapse; width: 100%; font-size: 13px; }
+table.trials th { position: sticky; top: 0; background: #f6f8fa; cursor: pointer; user-select: none;
+                  text-align: left; padding: 6px 10px; border-bottom: 2px solid #d0d7de; white-space: nowrap; }
+table.trials th[data-order="asc"]::after { content: " \\25B2"; }
+table.trials th[data-order="desc"]::after { content: " \\25BC"; }
+table.trials td { padding: 5px 10px; border-bottom: 1px solid #eaeef2; vertical-align: top; }
+table.trials tr.enqueued td { background: #fff5f5; }
+table.trials code { font-size: 12px; color: #57606a; }
+table.trials details pre { max-width: 640px; overflow-x: auto; font-size: 11px; }
+.tag { background: #d62728; color: #fff; border-radius: 10px; padding: 0 7px; font-size: 11px; }
+.state { border-radius: 10px; padding: 1px 8px; font-size: 12px; background: #eaeef2; }
+.state.complete { background: #dafbe1; color: #116329; }
+.state.pruned { background: #fff1e5; color: #953800; }
+.state.fail { background: #ffebe9; color: #82071e; }
+.state.running { background: #ddf4ff; color: #0969da; }
+"""
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+{refresh}
+<title>{title}</title>
+<style>{style}</style>
+<script>{error_script}</script>
+</head>
+<body>
+<header><h1>{title}</h1><p>{updated}</p></header>
+<nav><a href="#summary">Summary</a>{contents}<a href="#trials-table">Trials</a></nav>
+<main>
+<pre id="js-errors" hidden></pre>
+<section class="card" id="summary"><h2>Summary</h2><ul class="summary">{summary}</ul></section>
+<script>{plotlyjs}</script>
+{plots}
+<section class="card" id="trials-table"><h2>Trials</h2>
+<p class="caption">Click a column to sort. Trials marked enqueued ran with the values of an --enqueue-trial file.</p>
+<div class="table-wrap">{table}</div></section>
+</main>
+<script>{script}</script>
+</body>
+</html>
+"""
