@@ -34,8 +34,9 @@ def require_best_trial(study: optuna.Study) -> FrozenTrial:
     if trial is None:
         trials = study.get_trials(deepcopy=False)
         states = f": {count_states(trials)}" if trials else ""
+        plural = "" if len(trials) == 1 else "s"
         raise ConfigurationError(
-            f"study {study.study_name!r} has no COMPLETE trial yet ({len(trials)} trials{states}); "
+            f"study {study.study_name!r} has no COMPLETE trial yet ({len(trials)} trial{plural}{states}); "
             "run allennlp tune until a trial completes"
         )
     return trial
