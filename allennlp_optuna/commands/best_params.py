@@ -17,7 +17,7 @@ from allennlp.commands.subcommand import Subcommand
 from allennlp.common.checks import ConfigurationError
 
 from allennlp_optuna.best import FORMATS
-from allennlp_optuna.commands.options import add_study_arguments
+from allennlp_optuna.commands.options import add_overrides_argument, add_study_arguments
 from allennlp_optuna.errors import exit_on_configuration_error
 
 
@@ -46,12 +46,8 @@ class BestParams(Subcommand):
             default=None,
             help="with CONFIG: write the best config to this file (and print the values) instead of printing it",
         )
-        subparser.add_argument(
-            "-o",
-            "--overrides",
-            type=str,
-            default="",
-            help="with CONFIG: a JSON structure overriding the config, as in allennlp train (use tune's)",
+        add_overrides_argument(
+            subparser, "with CONFIG: a JSON structure overriding the config, as in allennlp train (use tune's)"
         )
         subparser.set_defaults(func=best_params_from_args)
         return subparser

@@ -11,7 +11,11 @@ import argparse
 
 from allennlp.commands.subcommand import Subcommand
 
-from allennlp_optuna.commands.options import add_study_arguments
+from allennlp_optuna.commands.options import (
+    add_file_friendly_logging_argument,
+    add_overrides_argument,
+    add_study_arguments,
+)
 from allennlp_optuna.errors import exit_on_configuration_error
 
 
@@ -38,12 +42,8 @@ class Retrain(Subcommand):
         subparser.add_argument(
             "-f", "--force", action="store_true", help="overwrite the output directory if it exists"
         )
-        subparser.add_argument(
-            "-o",
-            "--overrides",
-            type=str,
-            default="",
-            help="a JSON structure used to override the configuration, as in allennlp train (use tune's)",
+        add_overrides_argument(
+            subparser, "a JSON structure used to override the configuration, as in allennlp train (use tune's)"
         )
         subparser.add_argument("--node-rank", type=int, default=0, help="rank of this node in the distributed setup")
         subparser.add_argument(
@@ -52,11 +52,7 @@ class Retrain(Subcommand):
             help="do not train a model, but create a vocabulary, show dataset statistics and other training "
             "information",
         )
-        subparser.add_argument(
-            "--file-friendly-logging",
-            action="store_true",
-            help="outputs tqdm status on separate lines and slows tqdm refresh rate",
-        )
+        add_file_friendly_logging_argument(subparser)
         subparser.set_defaults(func=retrain_from_args)
         return subparser
 
