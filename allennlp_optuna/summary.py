@@ -1,6 +1,6 @@
 """The end-of-study summary: trials by state, and the best trial's value, params and directory."""
 from collections import Counter
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -21,11 +21,16 @@ def format_params(params: dict) -> str:
     return " ".join(f"{name}={value}" for name, value in params.items())
 
 
+def count_states(trials: Sequence[FrozenTrial]) -> str:
+    """Trials by state, e.g. ``"2 COMPLETE, 1 PRUNED"`` (empty when there are none)."""
+    counts = Counter(t.state.name for t in trials)
+    return ", ".join(f"{counts[s.name]} {s.name}" for s in TrialState if counts[s.name])
+
+
 def summarize(study: optuna.Study) -> str:
     """A few lines describing the study, as printed at the end of ``allennlp tune``."""
     trials = study.get_trials(deepcopy=False)
-    counts = Counter(t.state.name for t in trials)
-    states = ", ".join(f"{counts[s.name]} {s.name}" for s in TrialState if counts[s.name])
+    states = count_states(trials)
     metric = study.user_attrs.get(METRIC_ATTR, "value")
     lines: List[str] = [
         f"Study {study.study_name!r} ({study.direction.name.lower()} {metric}): "

@@ -1,4 +1,5 @@
 """Shared fixtures: the tiny classifier config, its search space, and ways to run the CLI."""
+import contextlib
 import json
 import logging
 import os
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
+import optuna
 import pytest
 from allennlp.commands import main as allennlp_main
 
@@ -16,8 +18,8 @@ CONFIG = FIXTURES / "config" / "classifier.jsonnet"
 HPARAMS = FIXTURES / "config" / "hparams.json"
 
 
-@pytest.fixture(autouse=True)
-def restore_root_logging() -> Iterator[None]:
+@contextlib.contextmanager
+def restored_root_logging() -> Iterator[None]:
     """AllenNLP's training replaces the root logger's handlers; put the test runner's back."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
@@ -27,6 +29,12 @@ def restore_root_logging() -> Iterator[None]:
             handler.close()
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def restore_root_logging() -> Iterator[None]:
+    with restored_root_logging():
+        yield
 
 
 @pytest.fixture
@@ -87,3 +95,28 @@ class CliResult:
 
     def __repr__(self) -> str:
         return f"CliResult(code={self.code}, out={self.out[-2000:]!r}, err={self.err[-2000:]!r})"
+
+
+class TunedStudy:
+    """A finished three-trial study of CONFIG (seeded TPE), shared read-only by tests."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.storage = f"sqlite:///{root / 'tuned.db'}"
+        self.result = root / "result"
+
+    def load(self) -> "optuna.Study":
+        return optuna.load_study(study_name="classifier", storage=self.storage)
+
+
+@pytest.fixture(scope="session")
+def tuned_study(tmp_path_factory: pytest.TempPathFactory) -> TunedStudy:
+    """Tune CONFIG once per session: 3 COMPLETE trials in DIR/result, study 'classifier'."""
+    from allennlp_optuna.tuning import tune
+
+    tuned = TunedStudy(tmp_path_factory.mktemp("tuned"))
+    sampler = write_json(tuned.root / "optuna.json", {"sampler": {"type": "TPESampler", "attributes": {"seed": 1}}})
+    with restored_root_logging():
+        tune(str(CONFIG), str(HPARAMS), str(tuned.result), storage=tuned.storage,
+             metrics="best_validation_accuracy", n_trials=3, optuna_param_path=str(sampler))
+    return tuned

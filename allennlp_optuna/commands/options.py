@@ -14,3 +14,17 @@ def add_study_arguments(parser: argparse.ArgumentParser, study_name_help: str) -
         help="Optuna storage URL: sqlite:///path.db, postgresql://user:password@host/db, "
         "mysql://...; the default is a file in the current directory",
     )
+
+
+def add_overrides_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """Add ``-o/--overrides``, a JSON structure applied to the config as ``allennlp train -o``."""
+    parser.add_argument("-o", "--overrides", type=str, default="", help=help)
+
+
+def add_file_friendly_logging_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--file-friendly-logging``, as ``allennlp train`` has it."""
+    parser.add_argument(
+        "--file-friendly-logging",
+        action="store_true",
+        help="outputs tqdm status on separate lines and slows tqdm refresh rate",
+    )

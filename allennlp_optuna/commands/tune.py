@@ -12,7 +12,11 @@ import os
 
 from allennlp.commands.subcommand import Subcommand
 
-from allennlp_optuna.commands.options import add_study_arguments
+from allennlp_optuna.commands.options import (
+    add_file_friendly_logging_argument,
+    add_overrides_argument,
+    add_study_arguments,
+)
 from allennlp_optuna.errors import exit_on_configuration_error
 
 
@@ -68,18 +72,10 @@ class Tune(Subcommand):
             action="store_true",
             help="record a failing trial as FAIL with its reason and continue the study",
         )
-        subparser.add_argument(
-            "-o",
-            "--overrides",
-            type=str,
-            default="",
-            help="a JSON structure used to override every trial's configuration, as in allennlp train",
+        add_overrides_argument(
+            subparser, "a JSON structure used to override every trial's configuration, as in allennlp train"
         )
-        subparser.add_argument(
-            "--file-friendly-logging",
-            action="store_true",
-            help="outputs tqdm status on separate lines and slows tqdm refresh rate",
-        )
+        add_file_friendly_logging_argument(subparser)
         subparser.add_argument(
             "--no-data-reuse",
             dest="reuse_data",

@@ -1,0 +1,100 @@
+"""The best trial of a study: its values in each output format, and its plain-JSON config.
+
+The guide's ``dump_best_config`` works with only its import changed::
+
+    from allennlp_optuna import dump_best_config
+
+    study = optuna.load_study(storage="sqlite:///result/trial.db", study_name="optuna_allennlp")
+    dump_best_config("./imdb_optuna.jsonnet", "./best_config.json", study)
+
+``best_config.json`` has every ``std.extVar`` resolved and no ``optuna_pruner`` callback,
+so ``allennlp train best_config.json -s DIR`` trains it directly.
+"""
+import json
+import shlex
+from typing import Any, Dict, Mapping, Union
+
+import optuna
+from allennlp.common.checks import ConfigurationError
+from optuna.trial import FrozenTrial
+
+from allennlp_optuna.config import ext_var_value, resolved_config, write_config
+from allennlp_optuna.executor import SERIALIZATION_DIR_ATTR
+from allennlp_optuna.search_space import ParamValue
+from allennlp_optuna.study import METRIC_ATTR
+from allennlp_optuna.summary import best_trial, count_states, format_params
+
+FORMATS = ("plain", "json", "shell")
+"""Output formats of ``allennlp best-params``; ``plain`` is the older plugin's ``name=value`` line."""
+
+
+def require_best_trial(study: optuna.Study) -> FrozenTrial:
+    """The study's best COMPLETE trial; a ``ConfigurationError`` when none has completed."""
+    trial = best_trial(study)
+    if trial is None:
+        trials = study.get_trials(deepcopy=False)
+        states = f": {count_states(trials)}" if trials else ""
+        plural = "" if len(trials) == 1 else "s"
+        raise ConfigurationError(
+            f"study {study.study_name!r} has no COMPLETE trial yet ({len(trials)} trial{plural}{states}); "
+            "run allennlp tune until a trial completes"
+        )
+    return trial
+
+
+def format_best_params(params: Mapping[str, ParamValue], output_format: str = "plain") -> str:
+    """Hyperparameter values as ``allennlp best-params`` prints them.
+
+    Args:
+        params: e.g. ``study.best_params``.
+        output_format: ``"plain"``: ``name=value`` pairs on one line, as the older plugin printed;
+            ``"json"``: a JSON object with the values' own types;
+            ``"shell"``: one ``export name=value`` line per value, quoted for the shell, so that
+            ``eval "$(allennlp best-params --format shell)"`` lets ``allennlp train`` read them
+            with ``std.extVar`` exactly as the trial did.
+
+    Example::
+
+        >>> print(format_best_params({"lr": 0.01, "optimizer": "adam"}, "shell"))
+        export lr=0.01
+        export optimizer=adam
+    """
+    if output_format == "plain":
+        return format_params(dict(params))
+    if output_format == "json":
+        return json.dumps(dict(params))
+    if output_format == "shell":
+        return "\n".join(f"export {name}={shlex.quote(ext_var_value(value))}" for name, value in params.items())
+    raise ConfigurationError(f"unknown output format {output_format!r}; use one of {', '.join(FORMATS)}")
+
+
+def describe_trial(study: optuna.Study, trial: FrozenTrial) -> str:
+    """One line naming a trial: its number, value and serialization directory."""
+    metric = study.user_attrs.get(METRIC_ATTR, "value")
+    directory = trial.user_attrs.get(SERIALIZATION_DIR_ATTR, "(unknown)")
+    return f"trial {trial.number} of study {study.study_name!r}: {metric} = {trial.value}, directory {directory}"
+
+
+def best_config(
+    config_file: str, study: optuna.Study, overrides: Union[str, Dict[str, Any]] = ""
+) -> Dict[str, Any]:
+    """The best trial's training config as a plain dict (see :func:`dump_best_config`)."""
+    return resolved_config(config_file, require_best_trial(study).params, overrides)
+
+
+def dump_best_config(
+    input_config: str,
+    output_config: str,
+    study: optuna.Study,
+    overrides: Union[str, Dict[str, Any]] = "",
+) -> None:
+    """Write the config of the study's best trial as JSON that ``allennlp train`` accepts.
+
+    Args:
+        input_config: the Jsonnet config the trials trained with (reading ``std.extVar``).
+        output_config: the JSON file to write.
+        study: a study with at least one COMPLETE trial.
+        overrides: a JSON string or dict applied as ``allennlp train -o`` would; pass the
+            overrides the trials trained with to reproduce them.
+    """
+    write_config(best_config(input_config, study, overrides), output_config)

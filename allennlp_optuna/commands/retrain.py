@@ -1,0 +1,83 @@
+"""
+The `retrain` subcommand trains a config with the values of a tuned trial (the best by default).
+
+    allennlp retrain CONFIG.jsonnet -s DIR [--study-name NAME] [--storage URL] [--trial N]
+                     [-r | -f] [-o OVERRIDES] [--node-rank R] [--dry-run] [--file-friendly-logging]
+
+It takes `allennlp train`'s flags; `optuna_pruner` callbacks are removed from the config.
+With the config's seeds on CPU, retraining trial N reproduces trial N's metrics.
+"""
+import argparse
+
+from allennlp.commands.subcommand import Subcommand
+
+from allennlp_optuna.commands.options import (
+    add_file_friendly_logging_argument,
+    add_overrides_argument,
+    add_study_arguments,
+)
+from allennlp_optuna.errors import exit_on_configuration_error
+
+
+@Subcommand.register("retrain")
+class Retrain(Subcommand):
+    def add_subparser(self, parser: argparse._SubParsersAction) -> argparse.ArgumentParser:
+        description = "Train a model with the hyperparameters of the best (or a chosen) trial of a study."
+        subparser = parser.add_parser(self.name, description=description, help=description)
+        subparser.add_argument("param_path", type=str, help="the Jsonnet config the study's trials trained with")
+        subparser.add_argument(
+            "-s",
+            "--serialization-dir",
+            required=True,
+            type=str,
+            help="directory in which to save the model and its logs",
+        )
+        add_study_arguments(subparser, "name of the study (default: the storage's only study)")
+        subparser.add_argument(
+            "--trial", type=int, default=None, help="number of the trial to retrain (default: the best trial)"
+        )
+        subparser.add_argument(
+            "-r", "--recover", action="store_true", help="recover training from the state in serialization_dir"
+        )
+        subparser.add_argument(
+            "-f", "--force", action="store_true", help="overwrite the output directory if it exists"
+        )
+        add_overrides_argument(
+            subparser, "a JSON structure used to override the configuration, as in allennlp train (use tune's)"
+        )
+        subparser.add_argument("--node-rank", type=int, default=0, help="rank of this node in the distributed setup")
+        subparser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="do not train a model, but create a vocabulary, show dataset statistics and other training "
+            "information",
+        )
+        add_file_friendly_logging_argument(subparser)
+        subparser.set_defaults(func=retrain_from_args)
+        return subparser
+
+
+@exit_on_configuration_error("retrain")
+def retrain_from_args(args: argparse.Namespace) -> None:
+    """Run :func:`allennlp_optuna.retraining.retrain` with the command line's arguments."""
+    from allennlp_optuna.retraining import retrain, trial_to_retrain
+    from allennlp_optuna.study import METRIC_ATTR, load_existing_study
+
+    study = load_existing_study(args.study_name, args.storage)
+    trial = trial_to_retrain(study, args.trial)
+    metrics = retrain(
+        args.param_path,
+        args.serialization_dir,
+        study,
+        trial.number,
+        recover=args.recover,
+        force=args.force,
+        overrides=args.overrides,
+        node_rank=args.node_rank,
+        include_package=args.include_package,
+        dry_run=args.dry_run,
+        file_friendly_logging=args.file_friendly_logging,
+    )
+    metric = study.user_attrs.get(METRIC_ATTR)
+    if metric in metrics:
+        print(f"{metric} = {metrics[metric]} (trial {trial.number}: {trial.value})", flush=True)

@@ -1,0 +1,134 @@
+"""Retraining a tuned trial (the best by default) as ``allennlp train`` would train it.
+
+The config is evaluated with the trial's values through the same path as during tuning
+(:func:`~allennlp_optuna.config.load_params`), minus ``optuna_pruner`` callbacks, which need a
+live trial. With the config's seeds on CPU, retraining trial N reproduces its metrics.
+"""
+import json
+import logging
+import os
+from typing import Any, Dict, Optional, Sequence, Union
+
+import optuna
+from allennlp.commands.train import train_model
+from allennlp.common import Params
+from allennlp.common.checks import ConfigurationError
+from optuna.trial import FrozenTrial, TrialState
+
+from allennlp_optuna.best import describe_trial, require_best_trial
+from allennlp_optuna.config import resolved_config
+from allennlp_optuna.executor import METRICS_FILE, SERIALIZATION_DIR_ATTR, release_training_memory
+from allennlp_optuna.study import CONFIG_ATTR
+
+logger = logging.getLogger(__name__)
+
+RETRAINABLE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def trial_to_retrain(study: optuna.Study, trial_number: Optional[int] = None) -> FrozenTrial:
+    """Trial ``trial_number`` of the study, or its best trial when ``None``.
+
+    A chosen trial must have finished with all its values sampled (COMPLETE or PRUNED).
+    """
+    if trial_number is None:
+        return require_best_trial(study)
+    trials = study.get_trials(deepcopy=False)
+    chosen = next((t for t in trials if t.number == trial_number), None)
+    if chosen is None:
+        numbers = f"0 to {trials[-1].number}" if trials else "none"
+        raise ConfigurationError(
+            f"study {study.study_name!r} has no trial {trial_number}; its trials are numbered {numbers}"
+        )
+    if chosen.state not in RETRAINABLE_STATES:
+        raise ConfigurationError(
+            f"trial {trial_number} of study {study.study_name!r} is {chosen.state.name}; "
+            "choose a COMPLETE or PRUNED trial with --trial"
+        )
+    return chosen
+
+
+def check_serialization_dir(
+    serialization_dir: str, study: optuna.Study, recover: bool, force: bool
+) -> None:
+    """Refuse a directory that retraining would wrongly overwrite or reuse.
+
+    A non-empty directory needs ``force`` (overwrite) or ``recover`` (resume), not both; the
+    directory may never be or contain one of the study's trial directories, which ``force``
+    would delete.
+    """
+    if recover and force:
+        raise ConfigurationError("-f/--force and -r/--recover exclude each other; pass one")
+    target = os.path.abspath(serialization_dir)
+    for trial in study.get_trials(deepcopy=False):
+        trial_dir = trial.user_attrs.get(SERIALIZATION_DIR_ATTR)
+        if trial_dir and (target == trial_dir or trial_dir.startswith(target + os.sep)):
+            raise ConfigurationError(
+                f"{serialization_dir} holds trial {trial.number}'s directory {trial_dir}; "
+                "retrain into a new --serialization-dir"
+            )
+    if os.path.isdir(serialization_dir) and os.listdir(serialization_dir) and not (recover or force):
+        raise ConfigurationError(
+            f"serialization directory {serialization_dir} is not empty; pass -f to overwrite it "
+            "or -r to resume its training"
+        )
+
+
+def retrain(
+    config_file: str,
+    serialization_dir: str,
+    study: optuna.Study,
+    trial_number: Optional[int] = None,
+    *,
+    recover: bool = False,
+    force: bool = False,
+    overrides: Union[str, Dict[str, Any]] = "",
+    node_rank: int = 0,
+    include_package: Sequence[str] = (),
+    dry_run: bool = False,
+    file_friendly_logging: bool = False,
+) -> Dict[str, Any]:
+    """Train ``config_file`` with a trial's values; the function behind ``allennlp retrain``.
+
+    Args:
+        config_file: the Jsonnet config the study's trials trained with.
+        serialization_dir: where to write the model, as ``allennlp train -s``.
+        study: the tuned study.
+        trial_number: the trial to retrain; ``None`` retrains the best trial.
+        recover: resume training in ``serialization_dir`` (``allennlp train -r``).
+        force: overwrite ``serialization_dir`` (``allennlp train -f``).
+        overrides: a JSON string or dict, as ``allennlp train -o``; pass the ones the trials
+            trained with to reproduce them.
+        node_rank: rank of this node in distributed training.
+        include_package: packages distributed training workers import.
+        dry_run: build the vocabulary and show dataset statistics without training.
+        file_friendly_logging: as ``allennlp train --file-friendly-logging``.
+
+    Returns:
+        The contents of ``serialization_dir/metrics.json`` (empty after a dry run).
+    """
+    trial = trial_to_retrain(study, trial_number)
+    check_serialization_dir(serialization_dir, study, recover, force)
+    tuned_config = study.user_attrs.get(CONFIG_ATTR)
+    if tuned_config and tuned_config != os.path.abspath(config_file):
+        logger.warning("Study %r was tuned with %s, retraining with %s.", study.study_name, tuned_config, config_file)
+    params = Params(resolved_config(config_file, trial.params, overrides))
+    logger.info("Retraining %s", describe_trial(study, trial))
+    try:
+        train_model(
+            params,
+            serialization_dir,
+            recover=recover,
+            force=force,
+            node_rank=node_rank,
+            include_package=list(include_package),
+            dry_run=dry_run,
+            file_friendly_logging=file_friendly_logging,
+            return_model=False,
+        )
+    finally:
+        release_training_memory()
+    metrics_path = os.path.join(serialization_dir, METRICS_FILE)
+    if dry_run or not os.path.isfile(metrics_path):
+        return {}
+    with open(metrics_path, encoding="utf-8") as file:
+        return json.load(file)
