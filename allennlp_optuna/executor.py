@@ -15,6 +15,7 @@ signature, so the AllenNLP guide's scripts work with only their import line chan
         )
         return executor.run()
 """
+import ctypes
 import gc
 import json
 import logging
@@ -148,3 +149,13 @@ def release_training_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+    _return_freed_heap_to_the_system()
+
+
+def _return_freed_heap_to_the_system() -> None:
+    """glibc keeps freed tensor memory in its arenas; ``malloc_trim`` hands it back, so a
+    long study's resident memory stays flat instead of creeping up trial after trial."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
+        pass
