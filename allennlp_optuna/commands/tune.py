@@ -12,7 +12,9 @@ import json
 from allennlp.commands.subcommand import Subcommand
 
 from allennlp_optuna.commands.options import add_study_arguments
+from allennlp_optuna.commands.worker_options import add_worker_arguments, worker_arguments
 from allennlp_optuna.errors import exit_on_configuration_error
+from allennlp_optuna.workers import exit_on_interrupt
 
 
 @Subcommand.register("tune")
@@ -79,11 +81,13 @@ class Tune(Subcommand):
             action="store_true",
             help="outputs tqdm status on separate lines and slows tqdm refresh rate",
         )
+        add_worker_arguments(subparser)
         subparser.set_defaults(func=tune_from_args)
         return subparser
 
 
 @exit_on_configuration_error("tune")
+@exit_on_interrupt("tune")
 def tune_from_args(args: argparse.Namespace) -> None:
     """Run :func:`allennlp_optuna.tuning.tune` with the command line's arguments."""
     from allennlp_optuna.summary import summarize
@@ -105,5 +109,6 @@ def tune_from_args(args: argparse.Namespace) -> None:
         include_package=args.include_package,
         overrides=args.overrides,
         file_friendly_logging=args.file_friendly_logging,
+        **worker_arguments(args),
     )
     print(summarize(study), flush=True)
