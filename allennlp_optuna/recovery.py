@@ -81,12 +81,14 @@ def recoverable_storage(
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retry = RetryCallback(max_retry=max_retry)
-    # SQLite lets one process write at a time; wait for the lock instead of failing after 5 s.
-    engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else None
-    return RDBStorage(
-        url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval, **{_callback_argument(): retry}
-    )
+        # SQLite lets one process write at a time; wait for the lock instead of failing after 5 s.
+        engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else None
+        return RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=heartbeat_interval,
+            **{_callback_argument(): RetryCallback(max_retry=max_retry)},
+        )
 
 
 def _callback_argument() -> str:

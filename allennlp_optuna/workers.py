@@ -49,7 +49,7 @@ OVER_BUDGET_ATTR = "over_budget"
 
 INTERRUPTED_EXIT_CODE = 130
 _BUDGET_POLL_SECONDS = 1.0
-_STOP_GRACE_SECONDS = 120.0
+_STOP_GRACE_SECONDS = 60
 
 
 @dataclass
@@ -217,32 +217,64 @@ def _fail_stale_trials(study: optuna.Study) -> None:
 
 
 @contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Within this block SIGINT and SIGTERM raise ``KeyboardInterrupt`` (see :class:`InterruptHandler`)."""
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        handler = InterruptHandler()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            handlers[signum] = signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, previous in handlers.items():
+            signal.signal(signum, previous)
+
+
+@contextlib.contextmanager
 def ending_cleanly(study: optuna.Study) -> Iterator[None]:
     """Treat SIGTERM as Ctrl-C; on either, leave no trial of this process RUNNING and no child alive.
 
-    Optuna records the trial that a ``KeyboardInterrupt`` stops as FAIL; a second signal during
-    that bookkeeping is ignored, so it cannot leave the trial RUNNING.
+    Optuna records the trial that a ``KeyboardInterrupt`` stops as FAIL (and
+    :class:`~allennlp_optuna.tuning.TrialObjective` its traceback); trials this process still
+    holds are failed here, then its child processes are ended.
     """
-    handlers = {}
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            handlers[signum] = signal.signal(signum, _interrupt_once)
-    try:
-        yield
-    except KeyboardInterrupt:
-        fail_trials_of_this_process(study)
-        end_child_processes()
-        raise
-    finally:
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
+    with interruptible():
+        try:
+            yield
+        except KeyboardInterrupt:
+            fail_trials_of_this_process(study)
+            end_child_processes()
+            raise
 
 
-def _interrupt_once(signum: int, frame: Any) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logger.warning("Interrupted (%s): ending the running trial as FAIL.", signal.Signals(signum).name)
-    raise KeyboardInterrupt
+class InterruptHandler:
+    """Signal handler: raise ``KeyboardInterrupt`` once, ignore repeats for a while.
+
+    Ctrl-C reaches every process of the terminal's group and the parent forwards SIGTERM too;
+    a repeated signal must not interrupt the bookkeeping that records the trial as FAIL. A
+    signal after ``repeat_window`` seconds raises again. Processes forked while the handler is
+    installed (data-loader workers) inherit it; there it gives the signal its default action.
+    """
+
+    def __init__(self, repeat_window: float = 30.0) -> None:
+        self.owner = os.getpid()
+        self.repeat_window = repeat_window
+        self.first: Optional[float] = None
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if os.getpid() != self.owner:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        name = signal.Signals(signum).name
+        now = time.monotonic()
+        if self.first is not None and now - self.first < self.repeat_window:
+            logger.warning("%s ignored: already ending the running trial.", name)
+            return
+        self.first = now
+        logger.warning("Interrupted (%s): ending the running trial as FAIL.", name)
+        raise KeyboardInterrupt
 
 
 def end_child_processes(timeout: float = 10.0) -> None:
@@ -309,7 +341,12 @@ def _worker_main(job: WorkerJob) -> None:
     try:
         run_job(job)
     except KeyboardInterrupt:
-        raise SystemExit(INTERRUPTED_EXIT_CODE)
+        # The trial is recorded and the children are ended. Leave without the interpreter's
+        # exit handlers: they join queue threads of killed data-loader workers, which can hang.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(INTERRUPTED_EXIT_CODE)
 
 
 def run_workers(
@@ -369,36 +406,40 @@ def run_workers(
     release_connections(study)
     workers = {plan.index: _start(context, job(plan)) for plan in plans}
     study = optuna.load_study(study_name=study.study_name, storage=recoverable_storage(storage, heartbeat_interval))
+    with interruptible():
+        try:
+            _supervise(study, workers, lambda index: _start(context, job(plans[index])), max_restarts=len(plans))
+        except BaseException:
+            _stop_workers(list(workers.values()))
+            fail_orphaned_trials(study)
+            raise
+
+
+def _supervise(
+    study: optuna.Study, workers: Dict[int, Any], restart: Callable[[int], Any], max_restarts: int
+) -> None:
+    """Wait for the workers; replace killed ones (their trials are retried), stop on a worker's error."""
     restarts = 0
-    handlers = _forward_signals_as_keyboard_interrupt()
-    try:
-        while workers:
-            multiprocessing.connection.wait([w.sentinel for w in workers.values()])
-            for index, worker in list(workers.items()):
-                if worker.exitcode is None:
-                    continue
-                del workers[index]
-                if worker.exitcode == 0:
-                    continue
-                if worker.exitcode < 0 and restarts < len(plans):
-                    restarts += 1
-                    name = signal.Signals(-worker.exitcode).name
-                    logger.warning("Worker %d (pid %d) was killed by %s; replacing it.", index, worker.pid, name)
-                    fail_orphaned_trials(study)
-                    release_connections(study)
-                    workers[index] = _start(context, job(plans[index]))
-                    continue
-                raise ConfigurationError(
-                    f"worker {index} stopped with exit status {worker.exitcode} (its error is above); "
-                    "pass --skip-exception to record failing trials as FAIL and go on"
-                )
-    except BaseException:
-        _stop_workers(list(workers.values()))
-        fail_orphaned_trials(study)
-        raise
-    finally:
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
+    while workers:
+        multiprocessing.connection.wait([w.sentinel for w in workers.values()])
+        for index, worker in list(workers.items()):
+            if worker.exitcode is None:
+                continue
+            del workers[index]
+            if worker.exitcode == 0:
+                continue
+            if worker.exitcode < 0 and restarts < max_restarts:
+                restarts += 1
+                name = signal.Signals(-worker.exitcode).name
+                logger.warning("Worker %d (pid %d) was killed by %s; replacing it.", index, worker.pid, name)
+                fail_orphaned_trials(study)
+                release_connections(study)
+                workers[index] = restart(index)
+                continue
+            raise ConfigurationError(
+                f"worker {index} stopped with exit status {worker.exitcode} (its error is above); "
+                "pass --skip-exception to record failing trials as FAIL and go on"
+            )
 
 
 def worker_context() -> Any:
@@ -426,16 +467,8 @@ def _start(context: Any, job: WorkerJob) -> Any:
     return process
 
 
-def _forward_signals_as_keyboard_interrupt() -> Dict[int, Any]:
-    handlers = {}
-    if threading.current_thread() is threading.main_thread():
-        handlers[signal.SIGTERM] = signal.signal(signal.SIGTERM, _interrupt_once)
-        handlers[signal.SIGINT] = signal.signal(signal.SIGINT, _interrupt_once)
-    return handlers
-
-
 def _stop_workers(workers: List[Any]) -> None:
-    """SIGTERM the workers (each fails its trial and ends its children), kill those that hang."""
+    """SIGTERM the workers (each fails its trial and ends its children); kill those that hang, with their children."""
     for worker in workers:
         if worker.is_alive():
             os.kill(worker.pid, signal.SIGTERM)
@@ -443,8 +476,30 @@ def _stop_workers(workers: List[Any]) -> None:
     for worker in workers:
         worker.join(max(0.0, deadline - time.time()))
         if worker.is_alive():
-            worker.kill()
+            logger.warning("Worker pid %d did not stop within %d s; killing it.", worker.pid, _STOP_GRACE_SECONDS)
+            for pid in [*descendants(worker.pid), worker.pid]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             worker.join()
+
+
+def descendants(pid: int) -> List[int]:
+    """The processes descending from ``pid`` (Linux ``/proc``; empty elsewhere)."""
+    children: Dict[int, List[int]] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as file:
+                    parent = int(file.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, queue = [], [pid]
+    while queue:
+        for child in children.get(queue.pop(), []):
+            found.append(child)
+            queue.append(child)
+    return found
 
 
 F = TypeVar("F", bound=Callable[..., Any])
