@@ -44,6 +44,8 @@ from allennlp_optuna.study import OptunaSettings
 
 logger = logging.getLogger(__name__)
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 OVER_BUDGET_ATTR = "over_budget"
 """Trial user attribute of a trial that lost the race for the last place in ``--max-trials``."""
 
@@ -500,9 +502,6 @@ def descendants(pid: int) -> List[int]:
             found.append(child)
             queue.append(child)
     return found
-
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def exit_on_interrupt(command: str) -> Callable[[F], F]:

@@ -17,8 +17,11 @@ import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
+from allennlp_optuna.budget import StudyBudget
 from allennlp_optuna.config import load_params
-from allennlp_optuna.recovery import WORKER_ATTR, retried_trial_number
+from allennlp_optuna.recovery import WORKER_ATTR, recoverable_storage, retried_trial_number
+from allennlp_optuna.search_space import SearchSpace
+from allennlp_optuna.tuning import tune
 from allennlp_optuna.workers import plan_workers, with_overrides
 from tests.conftest import CONFIG, HPARAMS, read_json, run_cli, run_cli_process
 
@@ -242,3 +245,37 @@ def test_more_workers_than_devices_is_refused(workdir: Path, storage: str, capsy
         "for; list more devices or lower --n-workers"
     ]
     assert not (workdir / "study.db").exists() or not optuna.get_all_study_names(storage)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_trial_whose_heartbeat_stopped_on_another_machine_is_failed_and_retried(workdir: Path, storage: str) -> None:
+    lost = optuna.create_study(study_name="cnn", storage=recoverable_storage(storage, 1), direction="maximize")
+    trial = lost.ask()
+    SearchSpace.from_file(str(HPARAMS)).suggest(trial)
+    trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, {"host": "another-machine", "pid": 1})
+    trial.storage.record_heartbeat(trial._trial_id)  # its last heartbeat, then the machine went away
+
+    study = tune(str(CONFIG), str(HPARAMS), str(workdir / "result"), study_name="cnn", storage=storage,
+                 metrics="best_validation_accuracy", skip_if_exists=True, max_trials=2, heartbeat_interval=1,
+                 overrides=FAST_TRIALS)
+
+    states = by_state(study)
+    assert [t.number for t in states["FAIL"]] == [trial.number]
+    assert len(states["COMPLETE"]) == 2 and set(states) == {"FAIL", "COMPLETE"}
+    [retry] = [t for t in states["COMPLETE"] if retried_trial_number(t) == trial.number]
+    assert retry.params == trial.params
+    assert WORKER_ATTR in retry.system_attrs and retry.system_attrs[WORKER_ATTR]["host"] != "another-machine"
+    assert_trained_in_own_directory(retry, workdir)
+
+
+def test_the_budget_counts_finished_running_and_queued_trials_in_number_order() -> None:
+    study = optuna.create_study()
+    for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING):
+        study.add_trial(optuna.create_trial(state=state, value=0.5 if state == TrialState.COMPLETE else None))
+    budget = StudyBudget(4)
+
+    assert budget.finished(study) == 2 and not budget.reached(study)
+    assert budget.has_room(study)  # the queued trial 4 takes the last place
+    assert budget.admits(study, 4)  # before it: 0 COMPLETE, 1 PRUNED, 3 RUNNING (2 FAIL does not count)
+    assert not budget.admits(study, 5)  # a new trial raced in after it: over the budget
+    assert not StudyBudget(3).has_room(study)  # 2 finished + 1 running: a new trial must wait
