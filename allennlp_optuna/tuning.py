@@ -19,6 +19,7 @@ from allennlp_optuna.enqueue import enqueue_trials, read_enqueued_values
 from allennlp_optuna.executor import SERIALIZATION_DIR_ATTR, AllenNLPExecutor
 from allennlp_optuna.progress import ProgressLine
 from allennlp_optuna.report import ReportWriter
+from allennlp_optuna.recovery import DEFAULT_HEARTBEAT_INTERVAL
 from allennlp_optuna.search_space import SearchSpace
 from allennlp_optuna.study import (
     CONFIG_ATTR,
@@ -29,6 +30,7 @@ from allennlp_optuna.study import (
     default_study_name,
     infer_direction,
 )
+from allennlp_optuna.workers import plan_workers, run_workers
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +135,11 @@ def tune(
     file_friendly_logging: bool = False,
     reuse_data: bool = True,
     enqueue_trial: Sequence[str] = (),
+    n_workers: Optional[int] = None,
+    devices: Optional[Sequence[int]] = None,
+    devices_per_trial: int = 1,
+    max_trials: Optional[int] = None,
+    heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL,
 ) -> optuna.Study:
     """Tune the hyperparameters of an AllenNLP config; the function behind ``allennlp tune``.
 
@@ -148,7 +155,8 @@ def tune(
         storage: an Optuna storage URL; defaults to ``sqlite:///allennlp_optuna.db``.
         metrics: the ``metrics.json`` key to optimise.
         direction: ``"minimize"`` or ``"maximize"``; inferred from ``metrics`` when ``None``.
-        n_trials: how many trials this call runs (``None``: until ``timeout`` or interrupted).
+        n_trials: how many trials this call runs, over all its workers (``None``: until
+            ``max_trials``, ``timeout`` or interrupted).
         timeout: stop starting trials after this many seconds.
         optuna_param_path: JSON file naming the sampler and pruner.
         skip_if_exists: join an existing study of the same name instead of refusing.
@@ -161,6 +169,13 @@ def tune(
             identical (see :mod:`allennlp_optuna.data_reuse`); results are the same either way.
         enqueue_trial: JSON files of hyperparameter values (e.g. a hand-tuned baseline) that run
             first, in order (see :mod:`allennlp_optuna.enqueue`).
+        n_workers: worker processes sharing this call's trials (see :mod:`allennlp_optuna.workers`).
+        devices: GPU ids split between the workers, ``devices_per_trial`` each.
+        devices_per_trial: GPUs each trial trains on.
+        max_trials: study-wide budget: stop when the study, over all workers and machines,
+            has this many COMPLETE and PRUNED trials (see :mod:`allennlp_optuna.budget`).
+        heartbeat_interval: seconds between a running trial's heartbeats; a trial silent for
+            twice as long is failed and retried with the same parameters.
 
     Returns:
         The study, with this call's trials added.
@@ -171,6 +186,11 @@ def tune(
         raise ConfigurationError(f"--timeout must be a positive number of seconds, got {timeout}")
     if direction is not None and direction not in ("minimize", "maximize"):
         raise ConfigurationError(f"--direction must be 'minimize' or 'maximize', got {direction!r}")
+    if max_trials is not None and max_trials < 1:
+        raise ConfigurationError(f"--max-trials must be at least 1, got {max_trials}")
+    if heartbeat_interval < 1:
+        raise ConfigurationError(f"--heartbeat-interval must be at least 1 second, got {heartbeat_interval}")
+    plans = plan_workers(n_workers, devices, devices_per_trial)
     search_space = SearchSpace.from_file(search_space_file)
     settings = OptunaSettings.from_file(optuna_param_path)
     for package in include_package:
@@ -208,11 +228,17 @@ def tune(
     report = ReportWriter(serialization_dir)
     callbacks = [report] if file_friendly_logging else [report, ProgressLine(n_trials, timeout, metrics)]
     try:
-        study.optimize(
+        run_workers(
+            study,
+            storage,
             objective,
+            settings=settings,
+            plans=plans,
             n_trials=n_trials,
+            max_trials=max_trials,
             timeout=timeout,
             catch=(Exception,) if skip_exception else (),
+            heartbeat_interval=heartbeat_interval,
             callbacks=callbacks,
         )
     finally:

@@ -17,7 +17,9 @@ from allennlp_optuna.commands.options import (
     add_overrides_argument,
     add_study_arguments,
 )
+from allennlp_optuna.commands.worker_options import add_worker_arguments, worker_arguments
 from allennlp_optuna.errors import exit_on_configuration_error
+from allennlp_optuna.workers import exit_on_interrupt
 
 
 @Subcommand.register("tune")
@@ -91,11 +93,13 @@ class Tune(Subcommand):
             help='JSON object of hyperparameter values, e.g. {"lr": 0.1, "dropout": 0.2}, to run first '
             "(a baseline, marked in DIR/report.html); repeatable",
         )
+        add_worker_arguments(subparser)
         subparser.set_defaults(func=tune_from_args)
         return subparser
 
 
 @exit_on_configuration_error("tune")
+@exit_on_interrupt("tune")
 def tune_from_args(args: argparse.Namespace) -> None:
     """Run :func:`allennlp_optuna.tuning.tune` with the command line's arguments."""
     from allennlp_optuna.report import REPORT_FILE
@@ -120,6 +124,7 @@ def tune_from_args(args: argparse.Namespace) -> None:
         file_friendly_logging=args.file_friendly_logging,
         reuse_data=args.reuse_data,
         enqueue_trial=args.enqueue_trial,
+        **worker_arguments(args),
     )
     print(f"Report: {os.path.join(args.serialization_dir, REPORT_FILE)}", flush=True)
     print(summarize(study), flush=True)

@@ -1,0 +1,194 @@
+"""Surviving crashed workers: heartbeats, orphaned trials, retries with the same parameters.
+
+A worker that dies mid-trial (SIGKILL, OOM killer, preemption) leaves its trial RUNNING.
+Two mechanisms end such a trial as FAIL and queue a retry with the same parameters:
+
+* Optuna's storage heartbeat: every running trial records a heartbeat each
+  ``heartbeat_interval`` seconds; any worker, on any machine, fails trials whose heartbeat is
+  older than the grace period before it starts its next trial.
+* Worker identity: each trial records the host and process that runs it
+  (:data:`WORKER_ATTR`); a worker on the same host sees at once that the process is gone,
+  without waiting for the grace period (:func:`fail_orphaned_trials`).
+
+Either way :class:`RetryCallback` (Optuna's ``RetryHeartbeatStaleTrialCallback``) enqueues a
+WAITING copy of the trial's parameters; the next trial any worker asks for is that retry, and
+:func:`retried_trial_number` tells which trial it retries. The retry trains in its own new
+``trial_M`` directory; the failed trial's directory is left as it was.
+"""
+import copy
+import inspect
+import logging
+import os
+import socket
+import warnings
+from typing import Any, Dict, List, Optional, Union
+
+import optuna
+from optuna.storages import RDBStorage
+from optuna.trial import FrozenTrial, TrialState
+
+logger = logging.getLogger(__name__)
+
+WORKER_ATTR = "allennlp_optuna:worker"
+"""Trial system attribute ``{"host", "pid", "started"}``: the process that runs the trial."""
+
+DEFAULT_HEARTBEAT_INTERVAL = 60
+"""Seconds between heartbeats; a trial is stale after twice this (Optuna's default grace period)."""
+
+# Attributes of a failed trial that must not carry over to its retry: the retry records its
+# own worker and trains in its own directory.
+_NOT_INHERITED_USER_ATTRS = ("serialization_dir", "fail_reason")
+
+_RetryBase: Any = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or getattr(
+    optuna.storages, "RetryFailedTrialCallback"
+)
+
+
+class RetryCallback(_RetryBase):  # type: ignore[misc, valid-type]
+    """Optuna's retry callback, leaving out the failed trial's worker and directory.
+
+    Args:
+        max_retry: how many times one trial's parameters are retried (``None``: no limit).
+    """
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        retry = copy.deepcopy(trial)
+        retry.system_attrs = {k: v for k, v in trial.system_attrs.items() if k != WORKER_ATTR}
+        retry.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in _NOT_INHERITED_USER_ATTRS}
+        logger.warning("Trial %d was left RUNNING by a dead worker; it is FAIL now and will be retried.", trial.number)
+        super().__call__(study, retry)
+
+
+def retried_trial_number(trial: FrozenTrial) -> Optional[int]:
+    """The number of the failed trial that ``trial`` retries, or ``None`` if it is no retry."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return _RetryBase.retried_trial_number(trial)
+
+
+def recoverable_storage(
+    url: str,
+    heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL,
+    max_retry: Optional[int] = 3,
+) -> RDBStorage:
+    """An RDB storage (SQLite, PostgreSQL, MySQL) whose running trials send heartbeats.
+
+    Args:
+        url: the SQLAlchemy URL, e.g. ``postgresql://user:password@host/db``.
+        heartbeat_interval: seconds between heartbeats; a trial silent for twice as long is
+            failed and retried by whichever worker starts a trial next.
+        max_retry: how many times one trial's parameters are retried.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # SQLite lets one process write at a time; wait for the lock instead of failing after 5 s.
+        engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else None
+        return RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=heartbeat_interval,
+            **{_callback_argument(): RetryCallback(max_retry=max_retry)},
+        )
+
+
+def _callback_argument() -> str:
+    parameters = inspect.signature(RDBStorage).parameters
+    return "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in parameters else "failed_trial_callback"
+
+
+def this_worker() -> Dict[str, Union[str, int, None]]:
+    """The identity recorded on each trial: host name, process id, process start time."""
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "pid": pid, "started": _process_start_time(pid)}
+
+
+def record_worker(trial: optuna.Trial) -> None:
+    """Record on ``trial`` that this process runs it."""
+    trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, this_worker())
+
+
+def _process_start_time(pid: int) -> Optional[int]:
+    """Start time of a process in clock ticks since boot (Linux), to tell a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as file:
+            fields = file.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[19])  # field 22 of stat(5); the first two fields were split off
+
+
+def _process_alive(pid: int, started: Optional[int]) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    if started is None:
+        return True
+    now = _process_start_time(pid)
+    return now is None or now == started
+
+
+def is_orphaned(trial: FrozenTrial, host: Optional[str] = None) -> bool:
+    """Whether ``trial`` is RUNNING but its worker, a process on this host, has ended."""
+    worker = trial.system_attrs.get(WORKER_ATTR)
+    if trial.state != TrialState.RUNNING or not isinstance(worker, dict):
+        return False
+    if worker.get("host") != (host or socket.gethostname()):
+        return False  # another machine's process: only its heartbeat can tell
+    return not _process_alive(int(worker["pid"]), worker.get("started"))
+
+
+def fail_orphaned_trials(study: optuna.Study) -> List[int]:
+    """Fail the trials whose worker process on this host has died, and queue their retries.
+
+    This is :func:`optuna.storages.fail_stale_trials` without the wait for the grace period.
+    When two workers find the same orphan, the storage lets only one of them fail it.
+
+    Returns:
+        The numbers of the trials this call failed.
+    """
+    storage = study._storage
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if not is_orphaned(trial):
+            continue
+        try:
+            if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker failed it first
+        failed.append(trial.number)
+        callback = _stale_trial_callback(storage)
+        if callback is not None:
+            callback(study, copy.deepcopy(storage.get_trial(trial._trial_id)))
+        else:
+            logger.warning("Trial %d was left RUNNING by a dead worker; it is FAIL now.", trial.number)
+    return failed
+
+
+def fail_trials_of_this_process(study: optuna.Study) -> List[int]:
+    """Fail the trials this process still has RUNNING (on Ctrl-C / SIGTERM); no retry.
+
+    Returns:
+        The numbers of the trials this call failed.
+    """
+    me = this_worker()
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = trial.system_attrs.get(WORKER_ATTR)
+        if isinstance(worker, dict) and (worker.get("host"), worker.get("pid")) == (me["host"], me["pid"]):
+            try:
+                study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+                failed.append(trial.number)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass
+    return failed
+
+
+def _stale_trial_callback(storage: Any) -> Any:
+    getter = getattr(storage, "get_heartbeat_stale_trial_callback", None) or getattr(
+        storage, "get_failed_trial_callback", None
+    )
+    return getter() if getter is not None else None

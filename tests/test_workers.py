@@ -1,0 +1,281 @@
+"""Parallel workers, study-wide budgets and crash recovery: real processes, real PostgreSQL.
+
+The PostgreSQL tests read the server's URL from ALLENNLP_OPTUNA_TEST_POSTGRES (`.ci/run` starts
+one with `scripts/test-postgres start`). Without it they are skipped on a developer's machine
+and fail in CI.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, TypeVar
+
+import optuna
+import pytest
+from optuna.trial import FrozenTrial, TrialState
+
+from allennlp_optuna.budget import StudyBudget
+from allennlp_optuna.config import load_params
+from allennlp_optuna.recovery import WORKER_ATTR, recoverable_storage, retried_trial_number
+from allennlp_optuna.search_space import SearchSpace
+from allennlp_optuna.tuning import tune
+from allennlp_optuna.workers import plan_workers, with_overrides
+from tests.conftest import CONFIG, HPARAMS, read_json, run_cli, run_cli_process
+
+POSTGRES_ENV = "ALLENNLP_OPTUNA_TEST_POSTGRES"
+WAIT_SECONDS = 120
+FAST_TRIALS = '{"trainer.num_epochs": 1}'
+SLOW_TRIALS = '{"trainer.num_epochs": 15}'  # a few seconds per trial: time to kill one mid-training
+
+T = TypeVar("T")
+
+
+@pytest.fixture
+def postgres() -> str:
+    url = os.environ.get(POSTGRES_ENV)
+    if url:
+        return url
+    if os.environ.get("CI"):
+        pytest.fail(f"{POSTGRES_ENV} is not set: .ci/run must start PostgreSQL (scripts/test-postgres start)")
+    pytest.skip(f"no PostgreSQL: run `eval \"$(scripts/test-postgres start)\"` to set {POSTGRES_ENV}")
+
+
+def unique_name() -> str:
+    return f"study_{uuid.uuid4().hex[:12]}"
+
+
+def tune_argv(storage: str, study_name: str, *extra: str) -> List[str]:
+    return ["tune", str(CONFIG), str(HPARAMS), "-s", "result", "--storage", storage, "--study-name", study_name,
+            "--metrics", "best_validation_accuracy", *extra]
+
+
+def start_tune(argv: List[str], cwd: Path) -> subprocess.Popen:
+    """`allennlp ARGV` in a session of its own, as a terminal runs it (Ctrl-C reaches its whole group)."""
+    log = open(cwd / f"tune-{uuid.uuid4().hex[:6]}.log", "w")
+    return subprocess.Popen([sys.executable, "-m", "allennlp", *argv], cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def wait_for(condition: Callable[[], Optional[T]], what: str, timeout: float = WAIT_SECONDS) -> T:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def training_trial(storage: str, study_name: str) -> Optional[FrozenTrial]:
+    """A RUNNING trial whose worker has started writing its serialization directory."""
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        return None
+    for trial in study.get_trials(states=(TrialState.RUNNING,)):
+        directory = trial.user_attrs.get("serialization_dir")
+        if WORKER_ATTR in trial.system_attrs and directory and (Path(directory) / "config.json").exists():
+            return trial
+    return None
+
+
+def by_state(study: optuna.Study) -> Dict[str, List[FrozenTrial]]:
+    states: Dict[str, List[FrozenTrial]] = {}
+    for trial in study.get_trials():
+        states.setdefault(trial.state.name, []).append(trial)
+    return states
+
+
+def assert_trained_in_own_directory(trial: FrozenTrial, workdir: Path) -> None:
+    directory = workdir / "result" / f"trial_{trial.number}"
+    assert trial.user_attrs["serialization_dir"] == str(directory)
+    assert trial.value == read_json(directory / "metrics.json")["best_validation_accuracy"]
+
+
+def test_three_workers_on_postgresql_finish_exactly_the_study_wide_budget(workdir: Path, postgres: str) -> None:
+    name = unique_name()
+
+    argv = tune_argv(postgres, name, "--n-workers", "3", "--max-trials", "9", "-o", FAST_TRIALS)
+
+    result = run_cli_process(argv, cwd=workdir)
+
+    assert result.code == 0, result
+    study = optuna.load_study(study_name=name, storage=postgres)
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 9
+    assert sorted(t.number for t in trials) == list(range(9))
+    for trial in trials:
+        assert_trained_in_own_directory(trial, workdir)
+    workers = {t.system_attrs[WORKER_ATTR]["pid"] for t in trials}
+    assert len(workers) == 3  # each worker process ran trials of its own
+    assert f"Study '{name}' (maximize best_validation_accuracy): 9 trials: 9 COMPLETE" in result.out
+
+
+def test_n_trials_is_shared_by_the_workers_and_max_trials_by_every_run(
+    workdir: Path, storage: str, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = run_cli(tune_argv(storage, "cnn", "--n-workers", "2", "--n-trials", "3", "-o", FAST_TRIALS), capsys)
+
+    assert first.code == 0, first
+    assert "2 workers share the SQLite file" in caplog.text and "use PostgreSQL or MySQL" in caplog.text
+    study = optuna.load_study(study_name="cnn", storage=storage)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3  # 3 in total, not 3 per worker
+    assert len({t.system_attrs[WORKER_ATTR]["pid"] for t in study.trials}) == 2
+
+    topped_up = run_cli(tune_argv(storage, "cnn", "--max-trials", "4", "--skip-if-exists", "-o", FAST_TRIALS), capsys)
+    again = run_cli(tune_argv(storage, "cnn", "--max-trials", "4", "--skip-if-exists", "-o", FAST_TRIALS), capsys)
+
+    assert topped_up.code == 0 and again.code == 0, (topped_up, again)
+    study = optuna.load_study(study_name="cnn", storage=storage)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
+    for trial in study.trials:
+        assert_trained_in_own_directory(trial, workdir)
+
+
+def test_killed_worker_trial_fails_and_its_retry_completes_after_a_restart(workdir: Path, postgres: str) -> None:
+    name = unique_name()
+    first = start_tune(tune_argv(postgres, name, "--max-trials", "3", "-o", SLOW_TRIALS), workdir)
+    try:
+        killed = wait_for(lambda: training_trial(postgres, name), "a trial to start training")
+        os.kill(killed.system_attrs[WORKER_ATTR]["pid"], signal.SIGKILL)
+        first.wait(WAIT_SECONDS)
+    finally:
+        first.kill()
+    assert optuna.load_study(study_name=name, storage=postgres).trials[killed.number].state == TrialState.RUNNING
+    killed_dir = Path(killed.user_attrs["serialization_dir"])
+    killed_files = sorted(p.name for p in killed_dir.iterdir())
+
+    # The restart sees at once that the trial's process is gone (the heartbeat's grace period is
+    # 120 s by default, more than this wait allows).
+    restart = run_cli_process(tune_argv(postgres, name, "--max-trials", "3", "--skip-if-exists", "-o", FAST_TRIALS),
+                              cwd=workdir)
+
+    assert restart.code == 0, restart
+    study = optuna.load_study(study_name=name, storage=postgres)
+    states = by_state(study)
+    assert [t.number for t in states["FAIL"]] == [killed.number]
+    assert len(states["COMPLETE"]) == 3 and set(states) == {"FAIL", "COMPLETE"}
+    [retry] = [t for t in states["COMPLETE"] if retried_trial_number(t) is not None]
+    assert retried_trial_number(retry) == killed.number
+    assert retry.params == killed.params
+    assert retry.number > killed.number
+    assert_trained_in_own_directory(retry, workdir)
+    assert sorted(p.name for p in killed_dir.iterdir()) == killed_files  # the dead trial's directory is untouched
+
+
+def test_a_killed_worker_is_replaced_and_its_trial_retried_in_the_same_run(workdir: Path, postgres: str) -> None:
+    name = unique_name()
+    tune = start_tune(tune_argv(postgres, name, "--n-workers", "2", "--max-trials", "3", "-o", SLOW_TRIALS), workdir)
+    try:
+        killed = wait_for(lambda: training_trial(postgres, name), "a trial to start training")
+        worker_pid = killed.system_attrs[WORKER_ATTR]["pid"]
+        assert worker_pid != tune.pid
+        os.kill(worker_pid, signal.SIGKILL)
+        code = tune.wait(WAIT_SECONDS)
+    finally:
+        tune.kill()
+
+    assert code == 0
+    states = by_state(optuna.load_study(study_name=name, storage=postgres))
+    assert [t.number for t in states["FAIL"]] == [killed.number]
+    assert len(states["COMPLETE"]) == 3 and set(states) == {"FAIL", "COMPLETE"}
+    assert [retried_trial_number(t) for t in states["COMPLETE"]].count(killed.number) == 1
+
+
+def test_ctrl_c_fails_the_running_trials_ends_every_process_and_resume_finishes(
+    workdir: Path, postgres: str
+) -> None:
+    name = unique_name()
+    slow_with_loader_workers = '{"trainer.num_epochs": 15, "data_loader.num_workers": 1}'
+    argv = tune_argv(postgres, name, "--n-workers", "2", "--max-trials", "3", "--skip-if-exists")
+    tune = start_tune([*argv, "-o", slow_with_loader_workers], workdir)
+    try:
+        wait_for(lambda: training_trial(postgres, name), "a trial to start training")
+        os.killpg(tune.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        code = tune.wait(WAIT_SECONDS)
+    finally:
+        tune.kill()
+
+    assert code == 130
+    with pytest.raises(ProcessLookupError):  # workers and their data-loader processes ended too
+        os.killpg(tune.pid, 0)
+    log = next(workdir.glob("tune-*.log")).read_text()
+    assert "allennlp tune: interrupted; running trials were recorded as FAIL" in log
+    states = by_state(optuna.load_study(study_name=name, storage=postgres))
+    assert "RUNNING" not in states and states["FAIL"]
+    for trial in states["FAIL"]:
+        assert "KeyboardInterrupt" in trial.user_attrs["fail_reason"]
+    finished = {t.number: (workdir / "result" / f"trial_{t.number}" / "metrics.json").stat().st_mtime_ns
+                for t in states.get("COMPLETE", [])}
+
+    resumed = run_cli_process([*argv, "-o", FAST_TRIALS], cwd=workdir)
+
+    assert resumed.code == 0, resumed
+    states = by_state(optuna.load_study(study_name=name, storage=postgres))
+    assert len(states["COMPLETE"]) == 3 and "RUNNING" not in states
+    for number, mtime in finished.items():
+        assert (workdir / "result" / f"trial_{number}" / "metrics.json").stat().st_mtime_ns == mtime
+
+
+def test_devices_are_split_between_workers_and_reach_the_trainer() -> None:
+    plans = plan_workers(None, [0, 1, 2, 3], devices_per_trial=2)
+    assert [p.environment()["CUDA_VISIBLE_DEVICES"] for p in plans] == ["0,1", "2,3"]
+    assert plans[0].config_overrides() == {"distributed.cuda_devices": [0, 1]}
+
+    [single] = plan_workers(1, [3])
+    values = {"embedding_dim": 8, "max_filter_size": 3, "num_filters": 4, "dropout": 0.1, "lr": 0.01,
+              "optimizer": "adam"}
+    params = load_params(str(CONFIG), values, with_overrides('{"trainer.num_epochs": 1}', single.config_overrides()))
+    assert single.environment() == {"CUDA_VISIBLE_DEVICES": "3"}
+    assert params["trainer"]["cuda_device"] == 0 and params["trainer"]["num_epochs"] == 1
+
+    cpu = plan_workers(2, cpu_count=2)
+    assert [p.environment() for p in cpu] == [{"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}] * 2
+
+
+def test_more_workers_than_devices_is_refused(workdir: Path, storage: str, capsys: pytest.CaptureFixture) -> None:
+    result = run_cli(tune_argv(storage, "cnn", "--devices", "0,1", "--n-workers", "3"), capsys)
+
+    assert result.code == 2
+    assert result.err.strip().splitlines() == [
+        "allennlp tune: error: --devices 0,1 holds 2 worker(s) of 1 GPU(s) each, but --n-workers 3 was asked "
+        "for; list more devices or lower --n-workers"
+    ]
+    assert not (workdir / "study.db").exists() or not optuna.get_all_study_names(storage)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_trial_whose_heartbeat_stopped_on_another_machine_is_failed_and_retried(workdir: Path, storage: str) -> None:
+    lost = optuna.create_study(study_name="cnn", storage=recoverable_storage(storage, 1), direction="maximize")
+    trial = lost.ask()
+    SearchSpace.from_file(str(HPARAMS)).suggest(trial)
+    trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, {"host": "another-machine", "pid": 1})
+    trial.storage.record_heartbeat(trial._trial_id)  # its last heartbeat, then the machine went away
+
+    study = tune(str(CONFIG), str(HPARAMS), str(workdir / "result"), study_name="cnn", storage=storage,
+                 metrics="best_validation_accuracy", skip_if_exists=True, max_trials=2, heartbeat_interval=1,
+                 overrides=FAST_TRIALS)
+
+    states = by_state(study)
+    assert [t.number for t in states["FAIL"]] == [trial.number]
+    assert len(states["COMPLETE"]) == 2 and set(states) == {"FAIL", "COMPLETE"}
+    [retry] = [t for t in states["COMPLETE"] if retried_trial_number(t) == trial.number]
+    assert retry.params == trial.params
+    assert WORKER_ATTR in retry.system_attrs and retry.system_attrs[WORKER_ATTR]["host"] != "another-machine"
+    assert_trained_in_own_directory(retry, workdir)
+
+
+def test_the_budget_counts_finished_running_and_queued_trials_in_number_order() -> None:
+    study = optuna.create_study()
+    for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING):
+        study.add_trial(optuna.create_trial(state=state, value=0.5 if state == TrialState.COMPLETE else None))
+    budget = StudyBudget(4)
+
+    assert budget.finished(study) == 2 and not budget.reached(study)
+    assert budget.has_room(study)  # the queued trial 4 takes the last place
+    assert budget.admits(study, 4)  # before it: 0 COMPLETE, 1 PRUNED, 3 RUNNING (2 FAIL does not count)
+    assert not budget.admits(study, 5)  # a new trial raced in after it: over the budget
+    assert not StudyBudget(3).has_room(study)  # 2 finished + 1 running: a new trial must wait
