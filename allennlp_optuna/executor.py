@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 SERIALIZATION_DIR_ATTR = "serialization_dir"
 """Trial user attribute holding the absolute path of the trial's serialization directory."""
 
+FAIL_REASON_ATTR = "fail_reason"
+"""Trial user attribute holding why a trial failed (the traceback, or what stopped it)."""
+
 METRICS_FILE = "metrics.json"
 
 

@@ -27,6 +27,8 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from allennlp_optuna.executor import FAIL_REASON_ATTR, SERIALIZATION_DIR_ATTR
+
 logger = logging.getLogger(__name__)
 
 WORKER_ATTR = "allennlp_optuna:worker"
@@ -37,7 +39,7 @@ DEFAULT_HEARTBEAT_INTERVAL = 60
 
 # Attributes of a failed trial that must not carry over to its retry: the retry records its
 # own worker and trains in its own directory.
-_NOT_INHERITED_USER_ATTRS = ("serialization_dir", "fail_reason")
+_NOT_INHERITED_USER_ATTRS = (SERIALIZATION_DIR_ATTR, FAIL_REASON_ATTR)
 
 _RetryBase: Any = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or getattr(
     optuna.storages, "RetryFailedTrialCallback"
@@ -154,10 +156,9 @@ def fail_orphaned_trials(study: optuna.Study) -> List[int]:
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if not is_orphaned(trial):
             continue
-        try:
-            if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
-                continue
-        except optuna.exceptions.UpdateFinishedTrialError:
+        worker = trial.system_attrs.get(WORKER_ATTR, {})
+        reason = f"worker process {worker.get('pid')} on {worker.get('host')} died while the trial ran"
+        if not _fail(storage, trial, reason):
             continue  # another worker failed it first
         failed.append(trial.number)
         callback = _stale_trial_callback(storage)
@@ -179,12 +180,20 @@ def fail_trials_of_this_process(study: optuna.Study) -> List[int]:
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = trial.system_attrs.get(WORKER_ATTR)
         if isinstance(worker, dict) and (worker.get("host"), worker.get("pid")) == (me["host"], me["pid"]):
-            try:
-                study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+            reason = "KeyboardInterrupt: stopped by Ctrl-C or SIGTERM; rerun tune with --skip-if-exists to resume"
+            if _fail(study._storage, trial, reason):
                 failed.append(trial.number)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                pass
     return failed
+
+
+def _fail(storage: Any, trial: FrozenTrial, reason: str) -> bool:
+    """Record a RUNNING trial as FAIL with ``reason``; ``False`` if it had finished meanwhile."""
+    try:
+        if FAIL_REASON_ATTR not in trial.user_attrs:
+            storage.set_trial_user_attr(trial._trial_id, FAIL_REASON_ATTR, reason)
+        return bool(storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL))
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
 
 
 def _stale_trial_callback(storage: Any) -> Any:

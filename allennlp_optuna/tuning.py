@@ -16,7 +16,7 @@ from allennlp.common.util import import_module_and_submodules
 
 from allennlp_optuna.config import check_config
 from allennlp_optuna.enqueue import enqueue_trials, read_enqueued_values
-from allennlp_optuna.executor import SERIALIZATION_DIR_ATTR, AllenNLPExecutor
+from allennlp_optuna.executor import FAIL_REASON_ATTR, SERIALIZATION_DIR_ATTR, AllenNLPExecutor
 from allennlp_optuna.progress import ProgressLine
 from allennlp_optuna.report import ReportWriter
 from allennlp_optuna.recovery import DEFAULT_HEARTBEAT_INTERVAL
@@ -33,9 +33,6 @@ from allennlp_optuna.study import (
 from allennlp_optuna.workers import plan_workers, run_workers
 
 logger = logging.getLogger(__name__)
-
-FAIL_REASON_ATTR = "fail_reason"
-"""Trial user attribute holding the traceback of a failed trial."""
 
 _TRIAL_DIR = re.compile(r"^trial_(\d+)$")
 
@@ -72,8 +69,18 @@ class TrialObjective:
         self.reuse_data = reuse_data
 
     def __call__(self, trial: optuna.Trial) -> float:
-        self.search_space.suggest(trial)
-        executor = AllenNLPExecutor(
+        try:
+            self.search_space.suggest(trial)
+            return self.executor(trial).run()
+        except optuna.TrialPruned:
+            raise
+        except BaseException:
+            trial.set_user_attr(FAIL_REASON_ATTR, traceback.format_exc())
+            raise
+
+    def executor(self, trial: optuna.Trial) -> AllenNLPExecutor:
+        """The executor that trains ``trial`` in ``trial_N``."""
+        return AllenNLPExecutor(
             trial,
             self.config_file,
             trial_directory(self.serialization_dir, trial.number),
@@ -83,13 +90,6 @@ class TrialObjective:
             overrides=self.overrides,
             reuse_data=self.reuse_data,
         )
-        try:
-            return executor.run()
-        except optuna.TrialPruned:
-            raise
-        except BaseException:
-            trial.set_user_attr(FAIL_REASON_ATTR, traceback.format_exc())
-            raise
 
 
 def check_trial_directories(study: optuna.Study, serialization_dir: str) -> None:
