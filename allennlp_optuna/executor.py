@@ -23,12 +23,14 @@ from typing import Any, Dict, List, Optional, Union
 
 import optuna
 import torch
+from torch.multiprocessing import ProcessRaisedException
 from allennlp.commands.train import train_model
 from allennlp.common import Params
 from allennlp.common import cached_transformers
 from allennlp.common.checks import ConfigurationError
 
 from allennlp_optuna.config import load_params
+from allennlp_optuna.pruning import monitored_metric, raise_worker_failure, with_pruning_callback
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,8 @@ class AllenNLPExecutor:
         force: overwrite ``serialization_dir`` if it exists (as ``allennlp train -f``).
         file_friendly_logging: as ``allennlp train --file-friendly-logging``.
         overrides: a JSON string or dict applied after evaluation, as ``allennlp train -o``.
+        add_pruning_callback: add ``{type: 'optuna_pruner'}`` to ``trainer.callbacks`` when the
+            config lists none (an ``optuna_pruner`` entry that it lists is always filled in).
     """
 
     def __init__(
@@ -63,6 +67,7 @@ class AllenNLPExecutor:
         force: bool = False,
         file_friendly_logging: bool = False,
         overrides: Union[str, Dict[str, Any]] = "",
+        add_pruning_callback: bool = False,
     ) -> None:
         self.trial = trial
         self.config_file = config_file
@@ -72,10 +77,12 @@ class AllenNLPExecutor:
         self.force = force
         self.file_friendly_logging = file_friendly_logging
         self.overrides = overrides
+        self.add_pruning_callback = add_pruning_callback
 
     def params(self) -> Params:
         """The trial's training configuration, as ``train_model`` receives it."""
-        return load_params(self.config_file, self.trial.params, self.overrides)
+        params = load_params(self.config_file, self.trial.params, self.overrides)
+        return with_pruning_callback(params, self.trial, monitored_metric(self.metrics), self.add_pruning_callback)
 
     def run(self) -> float:
         """Train and return the value of ``metrics`` from the trial's ``metrics.json``."""
@@ -90,6 +97,8 @@ class AllenNLPExecutor:
                 file_friendly_logging=self.file_friendly_logging,
                 return_model=False,
             )
+        except ProcessRaisedException as error:  # distributed training: a worker raised
+            raise_worker_failure(error)
         finally:
             release_training_memory()
         return read_metric(self.serialization_dir, self.metrics)

@@ -14,8 +14,9 @@ import optuna
 from allennlp.common.checks import ConfigurationError
 from allennlp.common.util import import_module_and_submodules
 
-from allennlp_optuna.config import check_config
+from allennlp_optuna.config import check_config, load_params
 from allennlp_optuna.executor import SERIALIZATION_DIR_ATTR, AllenNLPExecutor
+from allennlp_optuna.pruning import plan_pruning
 from allennlp_optuna.search_space import SearchSpace
 from allennlp_optuna.study import (
     CONFIG_ATTR,
@@ -55,6 +56,7 @@ class TrialObjective:
         include_package: Sequence[str] = (),
         overrides: Union[str, Dict[str, Any]] = "",
         file_friendly_logging: bool = False,
+        add_pruning_callback: bool = False,
     ) -> None:
         self.config_file = config_file
         self.search_space = search_space
@@ -63,6 +65,7 @@ class TrialObjective:
         self.include_package = list(include_package)
         self.overrides = overrides
         self.file_friendly_logging = file_friendly_logging
+        self.add_pruning_callback = add_pruning_callback
 
     def __call__(self, trial: optuna.Trial) -> float:
         self.search_space.suggest(trial)
@@ -74,6 +77,7 @@ class TrialObjective:
             include_package=self.include_package,
             file_friendly_logging=self.file_friendly_logging,
             overrides=self.overrides,
+            add_pruning_callback=self.add_pruning_callback,
         )
         try:
             return executor.run()
@@ -163,6 +167,8 @@ def tune(
     for package in include_package:
         import_module_and_submodules(package)
     check_config(config_file, search_space)
+    example_params = load_params(config_file, search_space.example_values(), overrides)
+    add_pruning_callback = plan_pruning(example_params, settings.pruner, config_file)
 
     if direction is None:
         direction = infer_direction(metrics)
@@ -182,6 +188,7 @@ def tune(
         include_package=include_package,
         overrides=overrides,
         file_friendly_logging=file_friendly_logging,
+        add_pruning_callback=add_pruning_callback,
     )
     study.optimize(
         objective,
