@@ -173,7 +173,9 @@ class AllenNLPPruningCallback(TrainerCallback):
 
     def _monitored_value(self, metrics: Dict[str, Any], epoch: int) -> float:
         if self.monitor not in metrics:
-            available = sorted(k for k, v in metrics.items() if k.startswith(("validation_", "training_")))
+            available = sorted(
+                k for k, v in metrics.items() if k.startswith(("validation_", "training_")) and isinstance(v, (int, float))
+            )
             raise ConfigurationError(
                 f"{PRUNING_CALLBACK_TYPE}: metric {self.monitor!r} is not among the metrics of epoch {epoch} "
                 f"({', '.join(available)}); the pruner follows --metrics (best_validation_X reports "
