@@ -288,7 +288,7 @@ def _storage_url(study: optuna.Study) -> str:
     if not isinstance(storage, optuna.storages.RDBStorage):
         raise ConfigurationError(
             f"the {PRUNING_CALLBACK_TYPE} callback reaches its trial through the study's storage, but study "
-            f"{study.study_name!r} is in a {type(storage).__name__} that training processes cannot open; "
+            f"{study.study_name!r} is kept in {type(storage).__name__}, which training processes cannot open; "
             "create the study with a storage URL such as storage='sqlite:///study.db'"
         )
     return storage.url

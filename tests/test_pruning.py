@@ -257,11 +257,11 @@ def test_an_in_memory_study_is_refused_before_training(workdir: Path) -> None:
     executor = AllenNLPExecutor(trial, str(CONFIG), str(workdir / "trial"), add_pruning_callback=True)
 
     with pytest.raises(ConfigurationError) as error:
-        executor.params()
+        executor.run()
 
     assert str(error.value) == (
         "the optuna_pruner callback reaches its trial through the study's storage, but study "
-        f"'{study.study_name}' is in a InMemoryStorage that training processes cannot open; create the study "
+        f"'{study.study_name}' is kept in InMemoryStorage, which training processes cannot open; create the study "
         "with a storage URL such as storage='sqlite:///study.db'"
     )
     assert not (workdir / "trial").exists()
