@@ -115,7 +115,7 @@ def test_two_worker_distributed_training_prunes_and_stops_every_worker(workdir: 
 
 
 def test_an_error_in_a_distributed_worker_fails_the_trial_with_its_traceback(workdir: Path, storage: str) -> None:
-    overrides = json.dumps({"distributed": {"cuda_devices": [-1, -1]}, "trainer": {"num_epochs": 1}})
+    overrides = json.dumps({"distributed": {"cuda_devices": [-1, -1]}, "trainer.num_epochs": 1})
     settings = write_json(workdir / "optuna.json", {"pruner": THRESHOLD})
 
     study = tune(
@@ -230,7 +230,7 @@ def test_no_callback_is_added_without_a_pruner_and_a_listed_one_is_harmless_in_a
 
     for name, value in GOOD.items():
         monkeypatch.setenv(name, str(value))
-    overrides = json.dumps({"trainer": {"num_epochs": 1, "callbacks": [{"type": "optuna_pruner"}]}})
+    overrides = json.dumps({"trainer.num_epochs": 1, "trainer.callbacks": [{"type": "optuna_pruner"}]})
     result = run_cli(["train", str(CONFIG), "-s", "direct", "-o", overrides], capsys)
 
     assert result.code == 0, result
@@ -241,7 +241,7 @@ def test_no_callback_is_added_without_a_pruner_and_a_listed_one_is_harmless_in_a
 
 
 def test_a_trainer_patience_is_warned_about(workdir: Path, storage: str, caplog: pytest.LogCaptureFixture) -> None:
-    tune_enqueued(workdir, storage, THRESHOLD, [GOOD], overrides='{"trainer": {"num_epochs": 1, "patience": 1}}')
+    tune_enqueued(workdir, storage, THRESHOLD, [GOOD], overrides='{"trainer.num_epochs": 1, "trainer.patience": 1}')
 
     assert (
         f"trainer.patience = 1 in {CONFIG}: early stopping can end a trial as COMPLETE before the pruner "
