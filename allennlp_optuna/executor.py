@@ -25,6 +25,7 @@ from typing import Any, Dict, Iterator, List, Optional, Union
 
 import optuna
 import torch
+from torch.multiprocessing import ProcessRaisedException
 from allennlp.commands.train import train_model
 from allennlp.common import Params
 from allennlp.common import cached_transformers
@@ -32,6 +33,7 @@ from allennlp.common.checks import ConfigurationError
 
 from allennlp_optuna.config import load_params
 from allennlp_optuna.data_reuse import reusing_data
+from allennlp_optuna.pruning import monitored_metric, raise_worker_failure, with_pruning_callback
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,8 @@ class AllenNLPExecutor:
         overrides: a JSON string or dict applied after evaluation, as ``allennlp train -o``.
         reuse_data: reuse instances and vocabulary of earlier trials in this process when the
             data configuration is identical (see :mod:`allennlp_optuna.data_reuse`).
+        add_pruning_callback: add ``{type: 'optuna_pruner'}`` to ``trainer.callbacks`` when the
+            config lists none (an ``optuna_pruner`` entry that it lists is always filled in).
     """
 
     def __init__(
@@ -72,6 +76,7 @@ class AllenNLPExecutor:
         file_friendly_logging: bool = False,
         overrides: Union[str, Dict[str, Any]] = "",
         reuse_data: bool = False,
+        add_pruning_callback: bool = False,
     ) -> None:
         self.trial = trial
         self.config_file = config_file
@@ -82,10 +87,12 @@ class AllenNLPExecutor:
         self.file_friendly_logging = file_friendly_logging
         self.overrides = overrides
         self.reuse_data = reuse_data
+        self.add_pruning_callback = add_pruning_callback
 
     def params(self) -> Params:
         """The trial's training configuration, as ``train_model`` receives it."""
-        return load_params(self.config_file, self.trial.params, self.overrides)
+        params = load_params(self.config_file, self.trial.params, self.overrides)
+        return with_pruning_callback(params, self.trial, monitored_metric(self.metrics), self.add_pruning_callback)
 
     def run(self) -> float:
         """Train and return the value of ``metrics`` from the trial's ``metrics.json``."""
@@ -101,6 +108,8 @@ class AllenNLPExecutor:
                     file_friendly_logging=self.file_friendly_logging,
                     return_model=False,
                 )
+        except ProcessRaisedException as error:  # distributed training: a worker raised
+            raise_worker_failure(error)
         finally:
             release_training_memory()
         return read_metric(self.serialization_dir, self.metrics)

@@ -14,10 +14,11 @@ import optuna
 from allennlp.common.checks import ConfigurationError
 from allennlp.common.util import import_module_and_submodules
 
-from allennlp_optuna.config import check_config
+from allennlp_optuna.config import check_config, load_params
 from allennlp_optuna.enqueue import enqueue_trials, read_enqueued_values
 from allennlp_optuna.executor import FAIL_REASON_ATTR, SERIALIZATION_DIR_ATTR, AllenNLPExecutor
 from allennlp_optuna.progress import ProgressLine
+from allennlp_optuna.pruning import plan_pruning
 from allennlp_optuna.report import ReportWriter
 from allennlp_optuna.recovery import DEFAULT_HEARTBEAT_INTERVAL
 from allennlp_optuna.search_space import SearchSpace
@@ -58,6 +59,7 @@ class TrialObjective:
         overrides: Union[str, Dict[str, Any]] = "",
         file_friendly_logging: bool = False,
         reuse_data: bool = True,
+        add_pruning_callback: bool = False,
     ) -> None:
         self.config_file = config_file
         self.search_space = search_space
@@ -67,6 +69,7 @@ class TrialObjective:
         self.overrides = overrides
         self.file_friendly_logging = file_friendly_logging
         self.reuse_data = reuse_data
+        self.add_pruning_callback = add_pruning_callback
 
     def __call__(self, trial: optuna.Trial) -> float:
         try:
@@ -89,6 +92,7 @@ class TrialObjective:
             file_friendly_logging=self.file_friendly_logging,
             overrides=self.overrides,
             reuse_data=self.reuse_data,
+            add_pruning_callback=self.add_pruning_callback,
         )
 
 
@@ -197,6 +201,8 @@ def tune(
         import_module_and_submodules(package)
     check_config(config_file, search_space)
     enqueued = [read_enqueued_values(path, search_space) for path in enqueue_trial]
+    example_params = load_params(config_file, search_space.example_values(), overrides)
+    add_pruning_callback = plan_pruning(example_params, settings.pruner, config_file)
 
     if direction is None:
         direction = infer_direction(metrics)
@@ -224,6 +230,7 @@ def tune(
         overrides=overrides,
         file_friendly_logging=file_friendly_logging,
         reuse_data=reuse_data,
+        add_pruning_callback=add_pruning_callback,
     )
     report = ReportWriter(serialization_dir)
     callbacks = [report] if file_friendly_logging else [report, ProgressLine(n_trials, timeout, metrics)]
