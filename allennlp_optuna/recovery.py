@@ -142,11 +142,15 @@ def is_orphaned(trial: FrozenTrial, host: Optional[str] = None) -> bool:
     return not _process_alive(int(worker["pid"]), worker.get("started"))
 
 
-def fail_orphaned_trials(study: optuna.Study) -> List[int]:
+def fail_orphaned_trials(study: optuna.Study, cause: str = "") -> List[int]:
     """Fail the trials whose worker process on this host has died, and queue their retries.
 
     This is :func:`optuna.storages.fail_stale_trials` without the wait for the grace period.
     When two workers find the same orphan, the storage lets only one of them fail it.
+
+    Args:
+        study: the study to clean up.
+        cause: what ended the workers, if known; it opens the trials' ``fail_reason``.
 
     Returns:
         The numbers of the trials this call failed.
@@ -157,7 +161,7 @@ def fail_orphaned_trials(study: optuna.Study) -> List[int]:
         if not is_orphaned(trial):
             continue
         worker = trial.system_attrs.get(WORKER_ATTR, {})
-        reason = f"worker process {worker.get('pid')} on {worker.get('host')} died while the trial ran"
+        reason = f"{cause}worker process {worker.get('pid')} on {worker.get('host')} died while the trial ran"
         if not _fail(storage, trial, reason):
             continue  # another worker failed it first
         failed.append(trial.number)

@@ -418,9 +418,10 @@ def run_workers(
     with interruptible():
         try:
             _supervise(study, workers, lambda index: _start(context, job(plans[index])), max_restarts=len(plans))
-        except BaseException:
+        except BaseException as error:
             _stop_workers(list(workers.values()))
-            fail_orphaned_trials(study)
+            interrupted = isinstance(error, KeyboardInterrupt)
+            fail_orphaned_trials(study, "KeyboardInterrupt: stopped by Ctrl-C or SIGTERM; " if interrupted else "")
             raise
 
 
