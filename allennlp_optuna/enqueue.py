@@ -18,6 +18,7 @@ import optuna
 from allennlp.common.checks import ConfigurationError
 from optuna.trial import FrozenTrial
 
+from allennlp_optuna.errors import read_json_file
 from allennlp_optuna.search_space import SearchSpace
 
 ENQUEUED_ATTR = "enqueued_from"
@@ -46,13 +47,7 @@ def read_enqueued_values(path: str, search_space: SearchSpace) -> EnqueuedValues
     Raises:
         ConfigurationError: naming the file, the offending entry and what was expected.
     """
-    try:
-        with open(path, encoding="utf-8") as file:
-            params = json.load(file)
-    except OSError as error:
-        raise ConfigurationError(f"cannot read --enqueue-trial file {path}: {error.strerror}")
-    except json.JSONDecodeError as error:
-        raise ConfigurationError(f"--enqueue-trial file {path} is not valid JSON: {error}")
+    params = read_json_file(path, "--enqueue-trial file")
     if not isinstance(params, dict) or not params:
         raise ConfigurationError(
             f"--enqueue-trial file {path}: expected a JSON object of hyperparameter values such as "

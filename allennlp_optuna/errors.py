@@ -1,5 +1,6 @@
 """How problems a user can fix reach the terminal: one line, no traceback, non-zero exit."""
 import functools
+import json
 import sys
 from typing import Any, Callable, TypeVar
 
@@ -14,6 +15,26 @@ def first_line(error: BaseException) -> str:
     """The first non-empty line of an exception's message (library errors can be long)."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def read_json_file(path: str, description: str) -> Any:
+    """Parse a JSON file that a user named; a missing or malformed file is a ``ConfigurationError``.
+
+    Args:
+        path: the file to read.
+        description: what the file is, as the message names it, e.g. ``"Optuna settings file"``.
+
+    Raises:
+        ConfigurationError: ``cannot read DESCRIPTION PATH: REASON`` or
+            ``DESCRIPTION PATH is not valid JSON: DETAIL``.
+    """
+    try:
+        with open(path, encoding="utf-8") as file:
+            return json.load(file)
+    except OSError as error:
+        raise ConfigurationError(f"cannot read {description} {path}: {error.strerror}")
+    except json.JSONDecodeError as error:
+        raise ConfigurationError(f"{description} {path} is not valid JSON: {error}")
 
 
 def exit_on_configuration_error(command: str) -> Callable[[F], F]:

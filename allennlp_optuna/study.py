@@ -27,7 +27,7 @@ from allennlp.common.checks import ConfigurationError
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.exc import ArgumentError
 
-from allennlp_optuna.errors import first_line
+from allennlp_optuna.errors import first_line, read_json_file
 
 logger = logging.getLogger(__name__)
 
@@ -67,14 +67,7 @@ class OptunaSettings:
         """Read the ``--optuna-param-path`` file; ``None`` gives Optuna's defaults."""
         if path is None:
             return cls()
-        try:
-            with open(path, encoding="utf-8") as file:
-                settings = json.load(file)
-        except OSError as error:
-            raise ConfigurationError(f"cannot read Optuna settings file {path}: {error.strerror}")
-        except json.JSONDecodeError as error:
-            raise ConfigurationError(f"Optuna settings file {path} is not valid JSON: {error}")
-        return cls.from_dict(settings, source=path)
+        return cls.from_dict(read_json_file(path, "Optuna settings file"), source=path)
 
     @classmethod
     def from_dict(cls, settings: Any, source: str = "Optuna settings") -> "OptunaSettings":

@@ -3,10 +3,12 @@
 Runs the same trials (same sampler seed, same values) three ways, side by side:
 `allennlp tune` (with and without data reuse), each trial as its own `allennlp train` process,
 and the floor: the sum of the trials' `training_duration`. Prints the ratios. Then a memory
-run: resident memory after trial 1 and after trial 30 of one in-process study.
+run: resident memory after trial 1 and after trial 30 of one in-process study. Run from the
+repository root:
 
     python -m benchmarks.overhead                    # both scenarios + memory (about 15 min on 2 cores)
     python -m benchmarks.overhead --only reading --skip-memory
+    python -m benchmarks.overhead --data-fraction 0.02 --n-trials 2 --memory-trials 2   # quick check
 
 Scenarios:
 - training: Rotten Tomatoes sentences, 4 trials x 3 epochs of the guide's CNN (training dominates);
@@ -17,7 +19,7 @@ import argparse
 import gc
 import tempfile
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import psutil
 
@@ -33,15 +35,20 @@ TINY_CNN = [
 ]
 
 
-def scenarios(root: Path) -> Dict[str, Scenario]:
+def scenarios(root: Path, data_fraction: float = 1.0, n_trials: Optional[int] = None) -> Dict[str, Scenario]:
+    """The two scenarios; ``data_fraction`` and ``n_trials`` shrink them for a quick check."""
+
+    def size(n: int) -> int:
+        return max(2, round(n * data_fraction))
+
     return {
         "training": make_scenario(
-            root / "training", source="rotten_tomatoes", n_train=6000, n_dev=2000, max_tokens=None,
-            num_epochs=3, n_trials=4,
+            root / "training", source="rotten_tomatoes", n_train=size(6000), n_dev=size(2000), max_tokens=None,
+            num_epochs=3, n_trials=n_trials or 4,
         ),
         "reading": make_scenario(
-            root / "reading", source="imdb", n_train=5000, n_dev=1000, max_tokens=None,
-            num_epochs=2, n_trials=6, hparams=TINY_CNN,
+            root / "reading", source="imdb", n_train=size(5000), n_dev=size(1000), max_tokens=None,
+            num_epochs=2, n_trials=n_trials or 6, hparams=TINY_CNN,
         ),
     }
 
@@ -82,7 +89,7 @@ def measure(name: str, scenario: Scenario) -> None:
     print(f"values identical with and without reuse: {reuse_values}")
 
 
-def memory_after_trials(root: Path, n_trials: int = 30) -> List[float]:
+def memory_after_trials(root: Path, n_trials: int = 30, data_fraction: float = 1.0) -> List[float]:
     """Resident memory (MB) after each trial of one in-process study of the tiny CNN."""
     import optuna
 
@@ -90,7 +97,8 @@ def memory_after_trials(root: Path, n_trials: int = 30) -> List[float]:
     from allennlp_optuna.tuning import TrialObjective
 
     scenario = make_scenario(
-        root / "memory", source="rotten_tomatoes", n_train=2000, n_dev=500, max_tokens=None,
+        root / "memory", source="rotten_tomatoes", n_train=max(2, round(2000 * data_fraction)),
+        n_dev=max(2, round(500 * data_fraction)), max_tokens=None,
         num_epochs=1, n_trials=n_trials, hparams=TINY_CNN,
     )
     objective = TrialObjective(
@@ -117,13 +125,19 @@ def main() -> None:
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--memory-only", action="store_true")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the scenarios here (default: a temp dir)")
+    parser.add_argument("--data-fraction", type=float, default=1.0, help="shrink every data set (quick check)")
+    parser.add_argument("--n-trials", type=int, default=None, help="trials per study (default: 4 / 6; at least 2)")
+    parser.add_argument("--memory-trials", type=int, default=30)
     args = parser.parse_args()
+    if args.n_trials is not None and args.n_trials < 2:
+        parser.error(f"--n-trials must be at least 2 (the reuse saving is per trial after the first), got {args.n_trials}")
     root = args.workdir or Path(tempfile.mkdtemp(prefix="allennlp-optuna-bench-"))
-    for name, scenario in ({} if args.memory_only else scenarios(root)).items():
+    all_scenarios = {} if args.memory_only else scenarios(root, args.data_fraction, args.n_trials)
+    for name, scenario in all_scenarios.items():
         if args.only in (None, name):
             measure(name, scenario)
     if not args.skip_memory:
-        rss = memory_after_trials(root)
+        rss = memory_after_trials(root, args.memory_trials, args.data_fraction)
         print(f"\n== memory: resident after trial 1 {rss[0]:.0f} MB, after trial {len(rss)} {rss[-1]:.0f} MB, "
               f"change {100 * (rss[-1] - rss[0]) / rss[0]:+.1f}%")
         print("   after each trial (MB): " + " ".join(f"{r:.0f}" for r in rss))

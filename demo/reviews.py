@@ -34,7 +34,7 @@ def _clean(text: str, max_tokens: Optional[int]) -> str:
 
 def write_subset(
     out_dir: Path,
-    source: str = "imdb",
+    source: Optional[str] = "imdb",
     n_train: int = 2000,
     n_dev: int = 500,
     max_tokens: Optional[int] = 150,
@@ -44,7 +44,7 @@ def write_subset(
 
     Args:
         out_dir: directory to write into (created).
-        source: ``"imdb"`` or ``"rotten_tomatoes"``.
+        source: ``"imdb"``, ``"rotten_tomatoes"``, or ``None`` for both (in the CSV's proportions).
         n_train: number of training examples (half positive, half negative).
         n_dev: number of validation examples, disjoint from the training ones.
         max_tokens: keep only the first ``max_tokens`` whitespace tokens (``None``: all).
@@ -53,7 +53,7 @@ def write_subset(
     by_label: Dict[str, List[str]] = {"pos": [], "neg": []}
     with open(reviews_csv(), newline="", encoding="utf-8") as file:
         for row in csv.DictReader(file):
-            if row["source"] == source:
+            if source is None or row["source"] == source:
                 by_label["pos" if row["label"] == "1" else "neg"].append(row["text"])
     if not by_label["pos"]:
         raise ValueError(f"no reviews with source {source!r}; use imdb or rotten_tomatoes")
