@@ -24,8 +24,6 @@ from typing import Any, List, Optional
 
 import optuna
 from allennlp.common.checks import ConfigurationError
-from sqlalchemy.engine.url import make_url
-from sqlalchemy.exc import ArgumentError
 
 from allennlp_optuna.errors import first_line, read_json_file
 
@@ -204,6 +202,10 @@ def load_existing_study(study_name: Optional[str], storage: str) -> optuna.Study
 
 def check_sqlite_file_exists(storage: str) -> None:
     """Refuse an ``sqlite:///`` URL whose file does not exist (opening it would create it)."""
+    # SQLAlchemy takes a quarter of a second to import; only commands that read a study need it.
+    from sqlalchemy.engine.url import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         url = make_url(storage)
     except ArgumentError:
