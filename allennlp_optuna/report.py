@@ -22,6 +22,7 @@ import io
 import logging
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -156,22 +157,40 @@ def atomic_write(path: str, text: str) -> None:
 class ReportWriter:
     """An Optuna study callback that keeps ``DIR/report.html`` and ``DIR/trials.csv`` current.
 
+    ``trials.csv`` is rewritten after every trial. Rendering the page (plotly figures, fANOVA)
+    takes a second or more, which matters when trials are short: the page is re-rendered after a
+    trial only while rendering has used at most ``max_share`` of the time since the study
+    started, so it never costs a study more than that share of its wall time. When trials take
+    minutes, that is after every trial. :meth:`write` always renders (``tune`` calls it at the end).
     A report that cannot be written is logged, never allowed to stop the study.
 
     Args:
         directory: the study's serialization directory.
+        max_share: the largest share of the study's wall time spent rendering the page.
     """
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, max_share: float = 0.02) -> None:
         self.html_path = os.path.join(directory, REPORT_FILE)
         self.csv_path = os.path.join(directory, TRIALS_FILE)
+        self.max_share = max_share
+        self.started = time.monotonic()
+        self.rendering_seconds = 0.0
 
     def __call__(self, study: optuna.Study, trial: Optional[FrozenTrial] = None) -> None:
-        self.write(study)
+        if self.rendering_seconds > self.max_share * (time.monotonic() - self.started):
+            self._guarded(lambda: atomic_write(self.csv_path, trials_csv(study)))
+        else:
+            self.write(study)
 
     def write(self, study: optuna.Study) -> None:
+        """Render the page and the CSV now."""
+        start = time.monotonic()
+        self._guarded(lambda: write_report(study, self.html_path, self.csv_path))
+        self.rendering_seconds += time.monotonic() - start
+
+    def _guarded(self, write: Any) -> None:
         try:
-            write_report(study, self.html_path, self.csv_path)
+            write()
         except Exception as error:  # a report must never cost the study its trials
             logger.warning("Could not write the study report %s: %s", self.html_path, error)
 

@@ -228,6 +228,18 @@ def test_report_is_rewritten_after_every_trial_and_read_whole(tmp_path: Path) ->
     assert sorted(os.listdir(tmp_path)) == ["report.html", "trials.csv"]  # no temporary file left behind
 
 
+def test_page_rendering_is_held_to_its_share_of_the_study_time(tmp_path: Path) -> None:
+    study = optuna.create_study(direction="maximize", study_name="quick")
+    writer = ReportWriter(str(tmp_path), max_share=1e-6)  # instant trials: render once, then only the CSV
+
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=3, callbacks=[writer])
+
+    assert len(read_csv(tmp_path / "trials.csv")) == 3
+    assert "1 trials: 1 COMPLETE" in (tmp_path / "report.html").read_text()
+    writer.write(study)  # what tune does at the end
+    assert "3 trials: 3 COMPLETE" in (tmp_path / "report.html").read_text()
+
+
 def test_report_says_when_importances_cannot_be_estimated() -> None:
     study = optuna.create_study()
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
