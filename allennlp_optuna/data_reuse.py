@@ -5,11 +5,12 @@ vocabulary; only the model and optimizer change. Reading and vocabulary building
 than an epoch (on the guide's IMDB data, about 17 s a trial), so :func:`reusing_data` keeps
 them in memory for the next trial *when they are provably the same*:
 
-- instances are reused when the trial's evaluated ``dataset_reader`` (and
-  ``validation_dataset_reader``) configuration is identical to an earlier trial's, for the same
-  file, unchanged on disk (same size and modification time);
-- the vocabulary is reused when, in addition, the ``vocabulary`` configuration,
-  ``datasets_for_vocab_creation``, the data paths and ``evaluate_on_test`` are identical.
+- the vocabulary is reused when the trial's evaluated ``dataset_reader``,
+  ``validation_dataset_reader``, ``vocabulary``, ``datasets_for_vocab_creation``,
+  ``evaluate_on_test`` and data paths are identical to an earlier trial's, the files unchanged
+  on disk (same size and modification time);
+- a file's instances are reused when, in addition to that, the reader is the same (instances
+  are indexed in place, so they are shared only between trials that index them alike).
 
 Anything else that differs (a hyperparameter inside the reader or the vocabulary, another data
 file) is simply a different key: nothing is reused. Reuse is skipped altogether where instances
@@ -48,7 +49,7 @@ class DataCache:
     """Instances and vocabularies kept between the trials of one process."""
 
     def __init__(self) -> None:
-        self.instances: Dict[Tuple[str, str], List[Instance]] = {}
+        self.instances: Dict[Tuple[str, str, str], List[Instance]] = {}
         self.vocabularies: Dict[str, Vocabulary] = {}
         self.hits = 0
         self.misses = 0
@@ -110,8 +111,10 @@ def reusing_data(params: Params, cache: DataCache = CACHE) -> Iterator[None]:
     vocabulary_key = _canonical(data_config)
 
     swaps = []
-    for reader_config in {_canonical(config[k]): config[k] for k in ("dataset_reader", "validation_dataset_reader") if isinstance(config.get(k), dict)}.values():
-        swaps.append(_swap(DatasetReader, reader_config["type"], _caching_reader_entry(DatasetReader, reader_config, cache)))
+    readers = [config[k] for k in ("dataset_reader", "validation_dataset_reader") if isinstance(config.get(k), dict)]
+    for reader_config in {_canonical(reader): reader for reader in readers}.values():
+        entry = _caching_reader_entry(DatasetReader, reader_config, vocabulary_key, cache)
+        swaps.append(_swap(DatasetReader, reader_config["type"], entry))
     vocabulary_type = (config.get("vocabulary") or {}).get("type", Vocabulary.default_implementation)
     if vocabulary_type == "from_instances":
         swaps.append(_swap(Vocabulary, "from_instances", (_caching_vocabulary_class(vocabulary_key, cache), "from_instances")))
@@ -129,13 +132,20 @@ def _swap(base: type, name: str, entry: Tuple[type, Optional[str]]) -> Tuple[Dic
     return registry, name, original
 
 
-def _caching_reader_entry(base: type, reader_config: Dict[str, Any], cache: DataCache) -> Tuple[type, Optional[str]]:
-    """A registry entry building the user's reader class with a caching ``read``."""
+def _caching_reader_entry(
+    base: type, reader_config: Dict[str, Any], vocabulary_key: str, cache: DataCache
+) -> Tuple[type, Optional[str]]:
+    """A registry entry building the user's reader class with a caching ``read``.
+
+    Instances are indexed in place, and fields that hold indices no longer count themselves
+    into a new vocabulary (a ``LabelField`` with an id is skipped); so instances are shared
+    only between trials with the same vocabulary configuration, which index them alike.
+    """
     reader_class, constructor = Registrable._registry[base][reader_config["type"]]
     reader_key = _canonical(reader_config)
 
     def read(self: DatasetReader, file_path: Any) -> Iterable[Instance]:
-        key = (reader_key, _file_stamp(file_path))
+        key = (reader_key, _file_stamp(file_path), vocabulary_key)
         instances = cache.instances.get(key)
         if instances is None:
             cache.misses += 1
@@ -143,9 +153,6 @@ def _caching_reader_entry(base: type, reader_config: Dict[str, Any], cache: Data
             cache.instances[key] = instances
         else:
             cache.hits += 1
-            # The vocabulary may differ from the one these instances were indexed with.
-            for instance in instances:
-                instance.indexed = False
         return iter(instances)
 
     caching_class = type(reader_class.__name__, (reader_class,), {"read": read, "__module__": reader_class.__module__})

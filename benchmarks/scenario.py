@@ -27,6 +27,8 @@ from demo.reviews import write_subset
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / "demo" / "imdb_optuna.jsonnet"
 FIXTURE_CONFIG = REPO / "test_fixtures" / "config" / "classifier.jsonnet"
+GUIDE_CONFIG = REPO / "test_fixtures" / "config" / "imdb_optuna.jsonnet"
+"""The guide's imdb_optuna.jsonnet as it is (SGD, batch 64), with CPU and local data paths."""
 ALLENNLP = [sys.executable, "-m", "allennlp"]
 
 

@@ -25,7 +25,9 @@ def stable_metrics(trial: optuna.trial.FrozenTrial) -> Dict[str, float]:
     return {k: v for k, v in metrics.items() if not any(u in k for u in UNSTABLE_METRICS)}
 
 
-def run(workdir: Path, name: str, reuse_data: bool, config: Path = CONFIG, hparams: Path = HPARAMS) -> optuna.Study:
+def run(
+    workdir: Path, name: str, reuse_data: bool, config: Path = CONFIG, hparams: Path = HPARAMS, n_trials: int = 3
+) -> optuna.Study:
     settings = write_json(workdir / "optuna.json", SEEDED_TPE)
     return tune(
         str(config),
@@ -33,7 +35,7 @@ def run(workdir: Path, name: str, reuse_data: bool, config: Path = CONFIG, hpara
         str(workdir / name),
         study_name=name,
         storage=f"sqlite:///{workdir / 'study.db'}",
-        n_trials=3,
+        n_trials=n_trials,
         optuna_param_path=str(settings),
         reuse_data=reuse_data,
     )
@@ -76,6 +78,26 @@ def test_a_hyperparameter_inside_the_reader_prevents_reuse(workdir: Path) -> Non
     for trial in reused.trials:
         config_json = read_json(Path(trial.user_attrs["serialization_dir"]) / "config.json")
         assert config_json["dataset_reader"]["max_sequence_length"] == trial.params["max_len"]
+
+
+def test_a_hyperparameter_inside_the_vocabulary_gets_its_own_instances(workdir: Path) -> None:
+    config = workdir / "vocabulary_param.jsonnet"
+    config.write_text(
+        f"local base = import '{CONFIG}';\n"
+        "base + { vocabulary: { min_count: { tokens: std.parseInt(std.extVar('min_count')) } } }\n"
+    )
+    hparams = write_json(
+        workdir / "hparams_vocabulary.json",
+        read_json(HPARAMS) + [{"type": "categorical", "attributes": {"name": "min_count", "choices": [1, 3]}}],
+    )
+
+    reused = run(workdir, "reused", reuse_data=True, config=config, hparams=hparams, n_trials=5)
+    fresh = run(workdir, "fresh", reuse_data=False, config=config, hparams=hparams, n_trials=5)
+
+    assert len({t.params["min_count"] for t in reused.trials}) == 2  # both vocabularies were used
+    assert (CACHE.misses, CACHE.hits) == (4, 6)  # train and dev read once per vocabulary
+    assert [t.value for t in reused.trials] == [t.value for t in fresh.trials]
+    assert [stable_metrics(t) for t in reused.trials] == [stable_metrics(t) for t in fresh.trials]
 
 
 def test_the_registry_is_restored_after_each_trial(workdir: Path) -> None:

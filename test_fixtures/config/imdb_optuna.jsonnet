@@ -4,7 +4,8 @@ local batch_size = 64;
 local cuda_device = -1;
 local num_epochs = 2;
 local seed = 42;
-local here = std.join('/', std.split(std.thisFile, '/')[:std.length(std.split(std.thisFile, '/')) - 1]);
+local path = std.split(std.thisFile, '/');
+local here = if std.length(path) == 1 then '.' else std.join('/', path[:std.length(path) - 1]);
 local train_data_path = here + '/../data/train.jsonl';
 local validation_data_path = here + '/../data/dev.jsonl';
 
