@@ -21,7 +21,9 @@ demo: $(STAMP)
 	$(BIN)/python -m demo.reviews --out demo/data --train 2000 --dev 500 --max-tokens 100
 	rm -rf demo/result demo/demo.db
 	cd demo && ../$(BIN)/allennlp tune imdb_optuna.jsonnet hparams.json --serialization-dir result \
-		$(DEMO_STUDY) --metrics best_validation_accuracy --optuna-param-path optuna.json --n-trials 8
+		$(DEMO_STUDY) --metrics best_validation_accuracy --optuna-param-path optuna.json \
+		--enqueue-trial baseline.json --n-trials 8
+	cd demo && ../$(BIN)/allennlp best-params $(DEMO_STUDY)
 
 test: $(STAMP)
 	$(BIN)/pytest -q
