@@ -169,7 +169,7 @@ class ReportWriter:
         max_share: the largest share of the study's wall time spent rendering the page.
     """
 
-    def __init__(self, directory: str, max_share: float = 0.02) -> None:
+    def __init__(self, directory: str, max_share: float = 0.01) -> None:
         self.html_path = os.path.join(directory, REPORT_FILE)
         self.csv_path = os.path.join(directory, TRIALS_FILE)
         self.max_share = max_share
