@@ -1,7 +1,5 @@
 """Shared fixtures: the tiny classifier config, its search space, and ways to run the CLI."""
-import contextlib
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -12,29 +10,29 @@ import optuna
 import pytest
 from allennlp.commands import main as allennlp_main
 
+from allennlp_optuna.executor import own_log_handlers
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "test_fixtures"
 CONFIG = FIXTURES / "config" / "classifier.jsonnet"
 HPARAMS = FIXTURES / "config" / "hparams.json"
 
 
-@contextlib.contextmanager
-def restored_root_logging() -> Iterator[None]:
-    """AllenNLP's training replaces the root logger's handlers; put the test runner's back."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in root.handlers:
-        if handler not in handlers:
-            handler.close()
-    root.handlers[:] = handlers
-    root.setLevel(level)
+# AllenNLP's training replaces the root logger's handlers; this puts the test runner's back.
+restored_root_logging = own_log_handlers
 
 
 @pytest.fixture(autouse=True)
 def restore_root_logging() -> Iterator[None]:
     with restored_root_logging():
         yield
+
+
+def assert_command_refused(command: str, result: "CliResult", message: str) -> None:
+    """`allennlp COMMAND` refused bad input: exit 2, no traceback, one `error:` line last."""
+    assert result.code == 2, result
+    assert "Traceback" not in result.err
+    assert result.err.strip().splitlines()[-1] == f"allennlp {command}: error: {message}"
 
 
 @pytest.fixture

@@ -1,11 +1,12 @@
 """Bad input to `allennlp tune`: one clear line, exit status 2, no traceback, nothing touched."""
+import functools
 from pathlib import Path
 from typing import List
 
 import optuna
 import pytest
 
-from tests.conftest import CONFIG, HPARAMS, read_json, run_cli, write_json
+from tests.conftest import CONFIG, HPARAMS, assert_command_refused, read_json, run_cli, write_json
 
 LR = {"type": "float", "attributes": {"name": "lr", "low": 0.01, "high": 0.1}}
 
@@ -18,10 +19,7 @@ def tune_argv(hparams: Path, *extra: str) -> List[str]:
     return ["tune", str(CONFIG), str(hparams), "-s", "result", "--storage", "sqlite:///study.db", *extra]
 
 
-def assert_refused(result, message: str) -> None:
-    assert result.code == 2, result
-    assert "Traceback" not in result.err
-    assert result.err.strip().splitlines()[-1] == f"allennlp tune: error: {message}"
+assert_refused = functools.partial(assert_command_refused, "tune")
 
 
 SEARCH_SPACE_CASES = {

@@ -1,4 +1,5 @@
 """`allennlp retrain`: retraining a tuned trial reproduces it; refusals leave everything in place."""
+import functools
 from pathlib import Path
 
 import optuna
@@ -6,7 +7,7 @@ import pytest
 from optuna.trial import TrialState
 
 from allennlp_optuna import retrain
-from tests.conftest import CONFIG, TunedStudy, read_json, run_cli
+from tests.conftest import CONFIG, TunedStudy, assert_command_refused, read_json, run_cli
 
 VALIDATION_KEYS = ("best_epoch", "best_validation_accuracy", "best_validation_loss", "validation_loss")
 
@@ -80,10 +81,7 @@ def test_dry_run_builds_the_vocabulary_without_training(
     assert not (workdir / "retrained" / "model.tar.gz").exists()
 
 
-def assert_refused(result, message: str) -> None:
-    assert result.code == 2, result
-    assert "Traceback" not in result.err
-    assert result.err.strip().splitlines()[-1] == f"allennlp retrain: error: {message}"
+assert_refused = functools.partial(assert_command_refused, "retrain")
 
 
 def test_the_studys_own_trial_directories_are_never_overwritten(
