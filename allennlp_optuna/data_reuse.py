@@ -20,11 +20,11 @@ The trial's ``config.json`` and ``model.tar.gz`` are exactly what ``allennlp tra
 reuse works by temporarily wrapping the reader and vocabulary types in AllenNLP's registry while
 ``train_model`` runs, never by rewriting the configuration.
 """
-import copy
 import inspect
 import json
 import logging
 import os
+import pickle
 from contextlib import contextmanager
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
@@ -50,7 +50,9 @@ class DataCache:
 
     def __init__(self) -> None:
         self.instances: Dict[Tuple[str, str, str], List[Instance]] = {}
-        self.vocabularies: Dict[str, Vocabulary] = {}
+        self.vocabularies: Dict[str, bytes] = {}
+        """Pickled: each trial unpickles its own copy (a model may extend its vocabulary), which
+        is several times faster than ``copy.deepcopy``."""
         self.hits = 0
         self.misses = 0
 
@@ -165,9 +167,10 @@ def _caching_vocabulary_class(vocabulary_key: str, cache: DataCache) -> type:
         def from_instances(cls, instances: Iterable[Instance], **kwargs: Any) -> Vocabulary:  # type: ignore[override]
             cached = cache.vocabularies.get(vocabulary_key)
             if cached is None:
-                cached = Vocabulary.from_instances(instances, **kwargs)
-                cache.vocabularies[vocabulary_key] = cached
-            return copy.deepcopy(cached)
+                vocabulary = Vocabulary.from_instances(instances, **kwargs)
+                cache.vocabularies[vocabulary_key] = pickle.dumps(vocabulary, protocol=pickle.HIGHEST_PROTOCOL)
+                return vocabulary
+            return pickle.loads(cached)
 
     # AllenNLP's from_params reads the constructor's signature to know which keys it accepts.
     CachedVocabulary.from_instances.__func__.__signature__ = inspect.signature(  # type: ignore[attr-defined]

@@ -15,24 +15,23 @@ signature, so the AllenNLP guide's scripts work with only their import line chan
         )
         return executor.run()
 """
-import ctypes
-import gc
 import json
 import logging
 import os
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager
 from typing import Any, Dict, Iterator, List, Optional, Union
 
 import optuna
-import torch
 from torch.multiprocessing import ProcessRaisedException
+from allennlp.commands import train as allennlp_train
 from allennlp.commands.train import train_model
 from allennlp.common import Params
-from allennlp.common import cached_transformers
 from allennlp.common.checks import ConfigurationError
+from allennlp.models.archival import archive_model
 
 from allennlp_optuna.config import load_params
 from allennlp_optuna.data_reuse import reusing_data
+from allennlp_optuna.memory import release_training_memory
 from allennlp_optuna.pruning import monitored_metric, raise_worker_failure, with_pruning_callback
 
 logger = logging.getLogger(__name__)
@@ -62,6 +61,10 @@ class AllenNLPExecutor:
             data configuration is identical (see :mod:`allennlp_optuna.data_reuse`).
         add_pruning_callback: add ``{type: 'optuna_pruner'}`` to ``trainer.callbacks`` when the
             config lists none (an ``optuna_pruner`` entry that it lists is always filled in).
+        archive: write ``model.tar.gz`` as ``allennlp train`` does; with ``False`` the archive
+            is left to :meth:`write_archive` (``allennlp tune`` archives only improving trials).
+        release_memory: free the training's memory when :meth:`run` returns (``allennlp tune``
+            does it in a study callback instead, see :mod:`allennlp_optuna.memory`).
     """
 
     def __init__(
@@ -77,6 +80,8 @@ class AllenNLPExecutor:
         overrides: Union[str, Dict[str, Any]] = "",
         reuse_data: bool = False,
         add_pruning_callback: bool = False,
+        archive: bool = True,
+        release_memory: bool = True,
     ) -> None:
         self.trial = trial
         self.config_file = config_file
@@ -88,6 +93,9 @@ class AllenNLPExecutor:
         self.overrides = overrides
         self.reuse_data = reuse_data
         self.add_pruning_callback = add_pruning_callback
+        self.archive = archive
+        self.release_memory = release_memory
+        self._deferred_archive: List[Dict[str, Any]] = []
 
     def params(self) -> Params:
         """The trial's training configuration, as ``train_model`` receives it."""
@@ -99,7 +107,12 @@ class AllenNLPExecutor:
         params = self.params()
         self.trial.set_user_attr(SERIALIZATION_DIR_ATTR, os.path.abspath(self.serialization_dir))
         try:
-            with own_log_handlers(), reusing_data(params) if self.reuse_data else nullcontext():
+            with ExitStack() as stack:
+                stack.enter_context(own_log_handlers())
+                if self.reuse_data:
+                    stack.enter_context(reusing_data(params))
+                if not self.archive:
+                    stack.enter_context(archive_deferred(self._deferred_archive))
                 train_model(
                     params,
                     self.serialization_dir,
@@ -111,8 +124,16 @@ class AllenNLPExecutor:
         except ProcessRaisedException as error:  # distributed training: a worker raised
             raise_worker_failure(error)
         finally:
-            release_training_memory()
+            if self.release_memory:
+                release_training_memory()
         return read_metric(self.serialization_dir, self.metrics)
+
+    def write_archive(self) -> Optional[str]:
+        """Write the ``model.tar.gz`` that :meth:`run` left out (``archive=False``), exactly as
+        ``train_model`` would have; return its path (``None`` if training never got there)."""
+        if not self._deferred_archive:
+            return None
+        return archive_model(**self._deferred_archive.pop())
 
 
 def read_metric(serialization_dir: str, metric: str) -> float:
@@ -129,6 +150,23 @@ def read_metric(serialization_dir: str, metric: str) -> float:
             f"metric {metric!r} is not in {path}; choose --metrics from: {', '.join(numeric)}"
         )
     return float(metrics[metric])
+
+
+@contextmanager
+def archive_deferred(calls: List[Dict[str, Any]]) -> Iterator[None]:
+    """While open, ``train_model`` records its ``archive_model`` call in ``calls`` instead of
+    writing ``model.tar.gz``; everything else it writes is unchanged."""
+    original = allennlp_train.archive_model
+
+    def record(serialization_dir: str, **kwargs: Any) -> str:
+        calls.append({"serialization_dir": serialization_dir, **kwargs})
+        return os.path.join(serialization_dir, "model.tar.gz")
+
+    allennlp_train.archive_model = record
+    try:
+        yield
+    finally:
+        allennlp_train.archive_model = original
 
 
 @contextmanager
@@ -149,25 +187,3 @@ def own_log_handlers() -> Iterator[None]:
                 handler.close()
         root.handlers[:] = handlers
         root.setLevel(level)
-
-
-def release_training_memory() -> None:
-    """Free what a finished training held, so that trials neither leak memory nor state.
-
-    AllenNLP caches pretrained transformers by name and hands the *same* module to the next
-    model that asks; a later trial would start from an earlier trial's fine-tuned weights.
-    """
-    cached_transformers._clear_caches()
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    _return_freed_heap_to_the_system()
-
-
-def _return_freed_heap_to_the_system() -> None:
-    """glibc keeps freed tensor memory in its arenas; ``malloc_trim`` hands it back, so a
-    long study's resident memory stays flat instead of creeping up trial after trial."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
-        pass

@@ -17,6 +17,7 @@ from allennlp.common.util import import_module_and_submodules
 from allennlp_optuna.config import check_config, load_params
 from allennlp_optuna.enqueue import enqueue_trials, read_enqueued_values
 from allennlp_optuna.executor import FAIL_REASON_ATTR, SERIALIZATION_DIR_ATTR, AllenNLPExecutor
+from allennlp_optuna.memory import TrialMemory, frozen_between_trials
 from allennlp_optuna.progress import ProgressLine
 from allennlp_optuna.pruning import plan_pruning
 from allennlp_optuna.report import ReportWriter
@@ -37,6 +38,12 @@ logger = logging.getLogger(__name__)
 
 _TRIAL_DIR = re.compile(r"^trial_(\d+)$")
 
+ARCHIVE_BEST = "best"
+ARCHIVE_ALL = "all"
+ARCHIVE_CHOICES = (ARCHIVE_BEST, ARCHIVE_ALL)
+"""Which trials write ``model.tar.gz``: those that improve on the study's best when they finish
+(so the best trial always has one), or every completed trial as ``allennlp train`` would."""
+
 
 def trial_directory(serialization_dir: str, trial_number: int) -> str:
     """``SERIALIZATION_DIR/trial_N``: where trial N trains."""
@@ -46,7 +53,10 @@ def trial_directory(serialization_dir: str, trial_number: int) -> str:
 class TrialObjective:
     """The objective ``study.optimize`` calls: sample, train in ``trial_N``, return the metric.
 
-    A failing trial keeps its traceback in the ``fail_reason`` user attribute.
+    A failing trial keeps its traceback in the ``fail_reason`` user attribute. With
+    ``archive="best"`` only a trial whose value beats the study's best so far writes
+    ``model.tar.gz``; every trial keeps ``config.json``, ``best.th`` and ``vocabulary/``, which
+    ``allennlp evaluate`` and ``allennlp predict`` also accept (pass the directory).
     """
 
     def __init__(
@@ -60,7 +70,10 @@ class TrialObjective:
         file_friendly_logging: bool = False,
         reuse_data: bool = True,
         add_pruning_callback: bool = False,
+        archive: str = ARCHIVE_ALL,
+        release_memory: bool = True,
     ) -> None:
+        check_archive(archive)
         self.config_file = config_file
         self.search_space = search_space
         self.serialization_dir = serialization_dir
@@ -70,11 +83,18 @@ class TrialObjective:
         self.file_friendly_logging = file_friendly_logging
         self.reuse_data = reuse_data
         self.add_pruning_callback = add_pruning_callback
+        self.archive = archive
+        self.release_memory = release_memory
 
     def __call__(self, trial: optuna.Trial) -> float:
         try:
             self.search_space.suggest(trial)
-            return self.executor(trial).run()
+            executor = self.executor(trial)
+            value = executor.run()
+            if self.archive == ARCHIVE_BEST and improves_on_best(trial.study, value):
+                logger.info("Trial %d is the best so far: archiving its model.", trial.number)
+                executor.write_archive()
+            return value
         except optuna.TrialPruned:
             raise
         except BaseException:
@@ -93,7 +113,24 @@ class TrialObjective:
             overrides=self.overrides,
             reuse_data=self.reuse_data,
             add_pruning_callback=self.add_pruning_callback,
+            archive=self.archive == ARCHIVE_ALL,
+            release_memory=self.release_memory,
         )
+
+
+def check_archive(archive: str) -> None:
+    """Refuse an ``archive`` policy other than :data:`ARCHIVE_CHOICES`."""
+    if archive not in ARCHIVE_CHOICES:
+        raise ConfigurationError(f"--archive must be one of {', '.join(ARCHIVE_CHOICES)}, got {archive!r}")
+
+
+def improves_on_best(study: optuna.Study, value: float) -> bool:
+    """Whether ``value`` beats every COMPLETE trial of ``study`` (``True`` when there is none)."""
+    try:
+        best = study.best_value
+    except ValueError:
+        return True
+    return value > best if study.direction == optuna.study.StudyDirection.MAXIMIZE else value < best
 
 
 def check_trial_directories(study: optuna.Study, serialization_dir: str) -> None:
@@ -144,6 +181,7 @@ def tune(
     devices_per_trial: int = 1,
     max_trials: Optional[int] = None,
     heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL,
+    archive: str = ARCHIVE_BEST,
 ) -> optuna.Study:
     """Tune the hyperparameters of an AllenNLP config; the function behind ``allennlp tune``.
 
@@ -180,6 +218,8 @@ def tune(
             has this many COMPLETE and PRUNED trials (see :mod:`allennlp_optuna.budget`).
         heartbeat_interval: seconds between a running trial's heartbeats; a trial silent for
             twice as long is failed and retried with the same parameters.
+        archive: ``"best"``: only a trial that improves on the study's best writes
+            ``model.tar.gz`` (the best trial always has one); ``"all"``: every trial does.
 
     Returns:
         The study, with this call's trials added.
@@ -194,6 +234,7 @@ def tune(
         raise ConfigurationError(f"--max-trials must be at least 1, got {max_trials}")
     if heartbeat_interval < 1:
         raise ConfigurationError(f"--heartbeat-interval must be at least 1 second, got {heartbeat_interval}")
+    check_archive(archive)
     plans = plan_workers(n_workers, devices, devices_per_trial)
     search_space = SearchSpace.from_file(search_space_file)
     settings = OptunaSettings.from_file(optuna_param_path)
@@ -231,23 +272,28 @@ def tune(
         file_friendly_logging=file_friendly_logging,
         reuse_data=reuse_data,
         add_pruning_callback=add_pruning_callback,
+        archive=archive,
+        release_memory=False,
     )
     report = ReportWriter(serialization_dir)
-    callbacks = [report] if file_friendly_logging else [report, ProgressLine(n_trials, timeout, metrics)]
+    callbacks = [TrialMemory(), report]
+    if not file_friendly_logging:
+        callbacks.append(ProgressLine(n_trials, timeout, metrics))
     try:
-        run_workers(
-            study,
-            storage,
-            objective,
-            settings=settings,
-            plans=plans,
-            n_trials=n_trials,
-            max_trials=max_trials,
-            timeout=timeout,
-            catch=(Exception,) if skip_exception else (),
-            heartbeat_interval=heartbeat_interval,
-            callbacks=callbacks,
-        )
+        with frozen_between_trials():
+            run_workers(
+                study,
+                storage,
+                objective,
+                settings=settings,
+                plans=plans,
+                n_trials=n_trials,
+                max_trials=max_trials,
+                timeout=timeout,
+                catch=(Exception,) if skip_exception else (),
+                heartbeat_interval=heartbeat_interval,
+                callbacks=callbacks,
+            )
     finally:
         report.write(study)  # also after a trial failed without --skip-exception, or Ctrl-C
     return study

@@ -17,7 +17,6 @@ Scenarios:
   as it does on a GPU).
 """
 import argparse
-import gc
 import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -104,6 +103,7 @@ def memory_after_trials(root: Path, n_trials: int = 30, data_fraction: float = 1
     """Resident memory (MB) after each trial of one in-process study of the tiny CNN."""
     import optuna
 
+    from allennlp_optuna.memory import TrialMemory, frozen_between_trials
     from allennlp_optuna.search_space import SearchSpace
     from allennlp_optuna.tuning import TrialObjective
 
@@ -118,15 +118,16 @@ def memory_after_trials(root: Path, n_trials: int = 30, data_fraction: float = 1
         str(scenario.directory / "result"),
         scenario.metrics,
         file_friendly_logging=True,
+        release_memory=False,  # as in `allennlp tune`: TrialMemory frees it after each trial
     )
     rss: List[float] = []
 
     def record(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        gc.collect()
         rss.append(psutil.Process().memory_info().rss / 2**20)
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=1))
-    study.optimize(objective, n_trials=n_trials, callbacks=[record])
+    with frozen_between_trials():
+        study.optimize(objective, n_trials=n_trials, callbacks=[TrialMemory(), record])
     return rss
 
 

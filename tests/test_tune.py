@@ -1,6 +1,7 @@
 """`allennlp tune`: real studies that train the tiny CNN classifier of test_fixtures/."""
 import json
 import os
+import tarfile
 from pathlib import Path
 
 import optuna
@@ -34,7 +35,45 @@ def test_three_trials_complete_with_values_from_their_metrics(workdir: Path, sto
         trial_dir = workdir / "result" / f"trial_{trial.number}"
         assert trial.user_attrs["serialization_dir"] == str(trial_dir)
         assert trial.value == read_json(trial_dir / "metrics.json")["best_validation_accuracy"]
-        assert (trial_dir / "model.tar.gz").is_file()
+        assert {"config.json", "best.th", "vocabulary", "metrics.json"} <= set(os.listdir(trial_dir))
+
+
+WEAK = {"embedding_dim": 4, "max_filter_size": 2, "num_filters": 2, "dropout": 0.0, "lr": 0.005, "optimizer": "sgd"}
+WEAK_TOO = {**WEAK, "embedding_dim": 6}
+STRONG = {"embedding_dim": 4, "max_filter_size": 3, "num_filters": 4, "dropout": 0.3, "lr": 0.0446, "optimizer": "adam"}
+
+
+def test_only_trials_that_improve_on_the_best_write_model_archives(
+    workdir: Path, storage: str, capsys: pytest.CaptureFixture
+) -> None:
+    values = [str(write_json(workdir / f"{i}.json", params)) for i, params in enumerate((WEAK, STRONG, WEAK_TOO))]
+    study = tune_fixture(workdir, storage, enqueue_trial=values)
+
+    weak, strong, weak_again = study.trials
+    assert [t.params for t in study.trials] == [WEAK, STRONG, WEAK_TOO]
+    assert strong.value > max(weak.value, weak_again.value)  # the fixture's premise
+    archived = {t.number for t in study.trials if (workdir / "result" / f"trial_{t.number}" / "model.tar.gz").exists()}
+    assert archived == {0, 1}  # the first trial, then the one that beat it; not the repeat of a worse one
+    assert study.best_trial.number == 1
+
+    # The archive holds what `allennlp train` puts there; the unarchived directory evaluates alike.
+    with tarfile.open(workdir / "result" / "trial_1" / "model.tar.gz") as archive:
+        assert {"config.json", "weights.th", "vocabulary", "meta.json"} <= {n.split("/")[0] for n in archive.getnames()}
+    dev = str(CONFIG.parent.parent / "data" / "dev.jsonl")
+    for trial, model in ((strong, "trial_1/model.tar.gz"), (weak_again, "trial_2")):
+        output = workdir / f"evaluate_{trial.number}.json"
+        result = run_cli(["evaluate", str(workdir / "result" / model), dev, "--output-file", str(output)], capsys)
+        assert result.code == 0, result
+        assert read_json(output)["accuracy"] == pytest.approx(trial.value)
+
+
+def test_archive_all_writes_every_trials_model_archive(workdir: Path, storage: str) -> None:
+    values = [str(write_json(workdir / f"{i}.json", params)) for i, params in enumerate((STRONG, WEAK))]
+    study = tune_fixture(workdir, storage, n_trials=2, enqueue_trial=values, archive="all")
+
+    assert study.trials[1].value < study.trials[0].value  # no improvement, archived anyway
+    for trial in study.trials:
+        assert (workdir / "result" / f"trial_{trial.number}" / "model.tar.gz").is_file()
 
 
 def test_sampled_values_reach_the_config_as_allennlp_train_reads_them(workdir: Path, storage: str) -> None:

@@ -19,6 +19,7 @@ from allennlp_optuna.commands.options import (
 )
 from allennlp_optuna.commands.worker_options import add_worker_arguments, worker_arguments
 from allennlp_optuna.errors import exit_on_configuration_error
+from allennlp_optuna.tuning import ARCHIVE_BEST, ARCHIVE_CHOICES
 from allennlp_optuna.workers import exit_on_interrupt
 
 
@@ -93,6 +94,14 @@ class Tune(Subcommand):
             help='JSON object of hyperparameter values, e.g. {"lr": 0.1, "dropout": 0.2}, to run first '
             "(a baseline, marked in DIR/report.html); repeatable",
         )
+        subparser.add_argument(
+            "--archive",
+            choices=ARCHIVE_CHOICES,
+            default=ARCHIVE_BEST,
+            help="which trials write model.tar.gz: 'best' (default) only those that improve on the study's "
+            "best when they finish, so the best trial always has one; 'all' every trial, as allennlp train. "
+            "Every trial keeps config.json, best.th and vocabulary/, which allennlp evaluate also accepts",
+        )
         add_worker_arguments(subparser)
         subparser.set_defaults(func=tune_from_args)
         return subparser
@@ -102,6 +111,7 @@ class Tune(Subcommand):
 @exit_on_interrupt("tune")
 def tune_from_args(args: argparse.Namespace) -> None:
     """Run :func:`allennlp_optuna.tuning.tune` with the command line's arguments."""
+    from allennlp_optuna.memory import exit_without_final_collection
     from allennlp_optuna.report import REPORT_FILE
     from allennlp_optuna.summary import summarize
     from allennlp_optuna.tuning import tune
@@ -124,7 +134,9 @@ def tune_from_args(args: argparse.Namespace) -> None:
         file_friendly_logging=args.file_friendly_logging,
         reuse_data=args.reuse_data,
         enqueue_trial=args.enqueue_trial,
+        archive=args.archive,
         **worker_arguments(args),
     )
     print(f"Report: {os.path.join(args.serialization_dir, REPORT_FILE)}", flush=True)
     print(summarize(study), flush=True)
+    exit_without_final_collection()
