@@ -9,6 +9,13 @@ repository root:
     python -m benchmarks.overhead                    # both scenarios + memory (about 15 min on 2 cores)
     python -m benchmarks.overhead --only reading --skip-memory
     python -m benchmarks.overhead --data-fraction 0.02 --n-trials 2 --memory-trials 2   # quick check
+    python -m benchmarks.overhead --old-plugin-venv /tmp/oldplugin-venv   # and the old plugin
+
+With ``--old-plugin-venv DIR`` each scenario also runs the old plugin (PyPI allennlp-optuna 0.1.7,
+Optuna 2) from the venv at DIR, which :mod:`benchmarks.old_plugin` creates there if it is missing,
+and prints its tune/floor next to ours. The old plugin ignores sampler settings, so it trains the
+same values as our `allennlp tune` through trials enqueued with our trials' parameters; only its
+`allennlp tune` is timed, and a warning is printed if its values differ from ours.
 
 Scenarios:
 - training: all 8,530 Rotten Tomatoes sentences, 4 trials x 3 epochs of the guide's config and
@@ -23,6 +30,7 @@ from typing import Dict, List, Optional
 
 import psutil
 
+from benchmarks.old_plugin import OLD_PLUGIN_VERSION, make_venv, run_old_plugin
 from benchmarks.scenario import ALLENNLP, GUIDE_CONFIG, Scenario, make_scenario, run_tune, timed, training_seconds
 
 # The search space of the guide's exercise 4.
@@ -77,7 +85,8 @@ def separate_processes(scenario: Scenario, study_name: str) -> float:
     return total
 
 
-def measure(name: str, scenario: Scenario) -> None:
+def measure(name: str, scenario: Scenario, old_python: Optional[Path] = None) -> None:
+    """Time the scenario's study three ways (and with the old plugin at ``old_python``, if given); print."""
     reuse_wall = run_tune(scenario, "reuse")
     no_reuse_wall = run_tune(scenario, "no_reuse", ["--no-data-reuse"])
     separate_wall = separate_processes(scenario, "reuse")
@@ -97,6 +106,22 @@ def measure(name: str, scenario: Scenario) -> None:
         f"{(n - 1) * read_and_vocab:.1f} s"
     )
     print(f"values identical with and without reuse: {reuse_values}")
+    if old_python is not None:
+        compare_old_plugin(scenario, old_python, reuse_wall, reuse_values)
+
+
+def compare_old_plugin(scenario: Scenario, python: Path, tune_wall: float, values: List[float]) -> None:
+    """Run the old plugin on the trials of study "reuse"; print its ratios and whether its values match."""
+    old = run_old_plugin(scenario, "reuse", python)
+    print(
+        f"old allennlp-optuna {OLD_PLUGIN_VERSION} (Optuna 2)  {old.wall:8.1f} s   its floor {old.floor:.1f} s   "
+        f"old/floor {old.wall / old.floor:.3f}"
+    )
+    print(f"tune/old {tune_wall / old.wall:.3f}")
+    if old.values == values:
+        print(f"values identical with the old plugin: {old.values}")
+    else:
+        print(f"WARNING: the old plugin's values differ from ours: old {old.values}, ours {values}")
 
 
 def memory_after_trials(root: Path, n_trials: int = 30, data_fraction: float = 1.0) -> List[float]:
@@ -140,14 +165,20 @@ def main() -> None:
     parser.add_argument("--data-fraction", type=float, default=1.0, help="shrink every data set (quick check)")
     parser.add_argument("--n-trials", type=int, default=None, help="trials per study (default: 4 / 6; at least 2)")
     parser.add_argument("--memory-trials", type=int, default=30)
+    parser.add_argument(
+        "--old-plugin-venv", type=Path, default=None,
+        help=f"also run the old plugin (allennlp-optuna {OLD_PLUGIN_VERSION}) from this venv, "
+        "created if missing (default: skip it)",
+    )
     args = parser.parse_args()
     if args.n_trials is not None and args.n_trials < 2:
         parser.error(f"--n-trials must be at least 2 (the reuse saving is per trial after the first), got {args.n_trials}")
+    old_python = None if args.old_plugin_venv is None else make_venv(args.old_plugin_venv)
     root = args.workdir or Path(tempfile.mkdtemp(prefix="allennlp-optuna-bench-"))
     all_scenarios = {} if args.memory_only else scenarios(root, args.data_fraction, args.n_trials)
     for name, scenario in all_scenarios.items():
         if args.only in (None, name):
-            measure(name, scenario)
+            measure(name, scenario, old_python)
     if not args.skip_memory:
         rss = memory_after_trials(root, args.memory_trials, args.data_fraction)
         print(f"\n== memory: resident after trial 1 {rss[0]:.0f} MB, after trial {len(rss)} {rss[-1]:.0f} MB, "

@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import optuna
 
@@ -155,21 +155,40 @@ def tune_in_process(
     return study, time.perf_counter() - start
 
 
-def timed(command: Sequence[str], cwd: Path, env: Optional[Dict[str, str]] = None) -> float:
-    """Run a command to completion (its output goes to cwd/bench.log); return seconds."""
-    start = time.perf_counter()
+def environment(env: Optional[Mapping[str, Optional[str]]] = None) -> Dict[str, str]:
+    """This process's environment updated with ``env``; an entry set to ``None`` is removed."""
+    merged = {**os.environ, **(env or {})}
+    return {name: value for name, value in merged.items() if value is not None}
+
+
+def run_logged(command: Sequence[str], cwd: Path, env: Optional[Mapping[str, Optional[str]]] = None) -> None:
+    """Run a command to completion in ``cwd``, its output appended to cwd/bench.log.
+
+    ``env`` updates this process's environment (see :func:`environment`).
+    """
     with open(cwd / "bench.log", "a") as log:
-        subprocess.run(list(command), cwd=cwd, env={**os.environ, **(env or {})}, stdout=log, stderr=log, check=True)
+        subprocess.run(list(command), cwd=cwd, env=environment(env), stdout=log, stderr=log, check=True)
+
+
+def timed(command: Sequence[str], cwd: Path, env: Optional[Mapping[str, Optional[str]]] = None) -> float:
+    """Run a command as :func:`run_logged` does; return its wall time in seconds."""
+    start = time.perf_counter()
+    run_logged(command, cwd, env)
     return time.perf_counter() - start
 
 
 def training_seconds(study: optuna.Study) -> float:
     """Sum of the trials' ``training_duration`` from their metrics.json."""
-    total = 0.0
-    for trial in study.trials:
-        with open(Path(trial.user_attrs["serialization_dir"]) / "metrics.json") as file:
-            total += parse_duration(json.load(file)["training_duration"])
-    return total
+    return sum(
+        parse_duration(trial_metrics(Path(trial.user_attrs["serialization_dir"]))["training_duration"])
+        for trial in study.trials
+    )
+
+
+def trial_metrics(serialization_dir: Path) -> Dict[str, Any]:
+    """The metrics.json that a training wrote into ``serialization_dir``."""
+    with open(serialization_dir / "metrics.json") as file:
+        return json.load(file)
 
 
 def parse_duration(text: str) -> float:
