@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Mapping, Optional, Union
 
 import _jsonnet
@@ -100,11 +101,15 @@ def check_config(config_file: str, search_space: SearchSpace) -> List[str]:
             f"cannot evaluate {config_file} with {json.dumps(sampled)}: {first_line(RuntimeError(error))}"
         )
 
-    unused = [
-        name
-        for name in search_space.names
-        if _evaluate(config_file, {k: v for k, v in ext_vars.items() if k != name}) is None
-    ]
+    # One evaluation per name, without it: those that still evaluate never read it. _jsonnet
+    # releases the GIL, so the evaluations run side by side on the machine's cores.
+    names = search_space.names
+    def without(name: str) -> Optional[str]:
+        return _evaluate(config_file, {k: v for k, v in ext_vars.items() if k != name})
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(names), os.cpu_count() or 1))) as pool:
+        errors = list(pool.map(without, names))
+    unused = [name for name, error in zip(names, errors) if error is None]
     for name in unused:
         logger.warning(
             "Search-space hyperparameter %r is never read by %s (no std.extVar(%r)); "

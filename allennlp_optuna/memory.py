@@ -68,8 +68,11 @@ class TrialMemory:
 @contextmanager
 def frozen_between_trials() -> Iterator[None]:
     """Freeze what is alive now (the imported modules) for the study; on exit, drop the
-    data cache and let the collector see every object again."""
-    gc.collect()
+    data cache and let the collector see every object again.
+
+    There is no collection first: it would cost 0.2 s and find next to nothing, since
+    nothing has trained yet.
+    """
     gc.freeze()
     try:
         yield

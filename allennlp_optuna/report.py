@@ -158,11 +158,12 @@ class ReportWriter:
     """An Optuna study callback that keeps ``DIR/report.html`` and ``DIR/trials.csv`` current.
 
     ``trials.csv`` is rewritten after every trial. Rendering the page (plotly figures, fANOVA)
-    takes a second or more, which matters when trials are short: the page is re-rendered after a
-    trial only while rendering has used at most ``max_share`` of the time since the study
-    started, so it never costs a study more than that share of its wall time. When trials take
-    minutes, that is after every trial. :meth:`write` always renders (``tune`` calls it at the end).
-    A report that cannot be written is logged, never allowed to stop the study.
+    takes half a second or more, which matters when trials are short: after a trial the page is
+    re-rendered only if rendering, counting one more render for the end of the study, stays
+    within ``max_share`` of the time since the study started; so it never costs a study more
+    than that share of its wall time. When trials take minutes, that is after every trial.
+    :meth:`write` (``tune`` calls it at the end) renders unless the page already shows every
+    trial as it is. A report that cannot be written is logged, never allowed to stop the study.
 
     Args:
         directory: the study's serialization directory.
@@ -175,18 +176,26 @@ class ReportWriter:
         self.max_share = max_share
         self.started = time.monotonic()
         self.rendering_seconds = 0.0
+        self.last_rendering_seconds = 0.0
+        self.rendered: Optional[List[Any]] = None
 
     def __call__(self, study: optuna.Study, trial: Optional[FrozenTrial] = None) -> None:
-        if self.rendering_seconds > self.max_share * (time.monotonic() - self.started):
+        budget = self.max_share * (time.monotonic() - self.started)
+        if self.rendering_seconds + self.last_rendering_seconds > budget:
             self._guarded(lambda: atomic_write(self.csv_path, trials_csv(study)))
         else:
             self.write(study)
 
     def write(self, study: optuna.Study) -> None:
-        """Render the page and the CSV now."""
+        """Render the page and the CSV now, unless they already show every trial as it is."""
+        shown = [(t.number, t.state, t.values) for t in study.get_trials(deepcopy=False)]
+        if shown == self.rendered:
+            return
         start = time.monotonic()
         self._guarded(lambda: write_report(study, self.html_path, self.csv_path))
-        self.rendering_seconds += time.monotonic() - start
+        self.last_rendering_seconds = time.monotonic() - start
+        self.rendering_seconds += self.last_rendering_seconds
+        self.rendered = shown
 
     def _guarded(self, write: Any) -> None:
         try:

@@ -238,6 +238,9 @@ def test_page_rendering_is_held_to_its_share_of_the_study_time(tmp_path: Path) -
     assert "1 trials: 1 COMPLETE" in (tmp_path / "report.html").read_text()
     writer.write(study)  # what tune does at the end
     assert "3 trials: 3 COMPLETE" in (tmp_path / "report.html").read_text()
+    rendered = (tmp_path / "report.html").stat().st_mtime_ns
+    writer.write(study)  # nothing changed since: the page is not rendered again
+    assert (tmp_path / "report.html").stat().st_mtime_ns == rendered
 
 
 def test_report_says_when_importances_cannot_be_estimated() -> None:
