@@ -11,11 +11,14 @@ The guide's ``dump_best_config`` works with only its import changed::
 so ``allennlp train best_config.json -s DIR`` trains it directly.
 """
 import json
+import logging
+import os
 import shlex
-from typing import Any, Dict, Mapping, Union
+from typing import Any, Dict, Mapping, Optional, Union
 
 import optuna
 from allennlp.common.checks import ConfigurationError
+from allennlp.models.archival import CONFIG_NAME, archive_model
 from optuna.trial import FrozenTrial
 
 from allennlp_optuna.config import ext_var_value, resolved_config, write_config
@@ -23,6 +26,10 @@ from allennlp_optuna.executor import SERIALIZATION_DIR_ATTR
 from allennlp_optuna.search_space import ParamValue
 from allennlp_optuna.study import METRIC_ATTR
 from allennlp_optuna.summary import best_trial, count_states, format_params
+
+logger = logging.getLogger(__name__)
+
+ARCHIVE_FILE = "model.tar.gz"
 
 FORMATS = ("plain", "json", "shell")
 """Output formats of ``allennlp best-params``; ``plain`` is the older plugin's ``name=value`` line."""
@@ -98,3 +105,33 @@ def dump_best_config(
             overrides the trials trained with to reproduce them.
     """
     write_config(best_config(input_config, study, overrides), output_config)
+
+
+def archive_best_trial(study: optuna.Study) -> Optional[str]:
+    """Write the best trial's ``model.tar.gz`` as ``allennlp train`` would have, if it has none.
+
+    Nothing happens when no trial has completed or the best trial's directory is not on this
+    machine. The archive is written under a temporary name and renamed, so a reader (or another
+    worker archiving the same trial) never sees half of one.
+
+    Returns:
+        The archive's path, or ``None``.
+    """
+    trial = best_trial(study)
+    directory = None if trial is None else trial.user_attrs.get(SERIALIZATION_DIR_ATTR)
+    if trial is None or not directory or not os.path.isfile(os.path.join(directory, CONFIG_NAME)):
+        return None
+    path = os.path.join(directory, ARCHIVE_FILE)
+    if os.path.exists(path):
+        return path
+    with open(os.path.join(directory, CONFIG_NAME), encoding="utf-8") as file:
+        include_in_archive = json.load(file).get("include_in_archive")
+    temporary = f"{path}.{os.getpid()}.tmp"
+    try:
+        archive_model(directory, archive_path=temporary, include_in_archive=include_in_archive)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    logger.info("Archived the best trial, %d: %s", trial.number, path)
+    return path

@@ -27,7 +27,6 @@ from allennlp.commands import train as allennlp_train
 from allennlp.commands.train import train_model
 from allennlp.common import Params
 from allennlp.common.checks import ConfigurationError
-from allennlp.models.archival import archive_model
 
 from allennlp_optuna.config import load_params
 from allennlp_optuna.data_reuse import reusing_data
@@ -61,8 +60,9 @@ class AllenNLPExecutor:
             data configuration is identical (see :mod:`allennlp_optuna.data_reuse`).
         add_pruning_callback: add ``{type: 'optuna_pruner'}`` to ``trainer.callbacks`` when the
             config lists none (an ``optuna_pruner`` entry that it lists is always filled in).
-        archive: write ``model.tar.gz`` as ``allennlp train`` does; with ``False`` the archive
-            is left to :meth:`write_archive` (``allennlp tune`` archives only improving trials).
+        archive: write ``model.tar.gz`` as ``allennlp train`` does; with ``False`` the trial
+            directory keeps everything else (``allennlp tune`` archives only the best trial, at
+            the end, see :func:`allennlp_optuna.best.archive_best_trial`).
         release_memory: free the training's memory when :meth:`run` returns (``allennlp tune``
             does it in a study callback instead, see :mod:`allennlp_optuna.memory`).
     """
@@ -95,7 +95,6 @@ class AllenNLPExecutor:
         self.add_pruning_callback = add_pruning_callback
         self.archive = archive
         self.release_memory = release_memory
-        self._deferred_archive: List[Dict[str, Any]] = []
 
     def params(self) -> Params:
         """The trial's training configuration, as ``train_model`` receives it."""
@@ -112,7 +111,7 @@ class AllenNLPExecutor:
                 if self.reuse_data:
                     stack.enter_context(reusing_data(params))
                 if not self.archive:
-                    stack.enter_context(archive_deferred(self._deferred_archive))
+                    stack.enter_context(archive_skipped())
                 train_model(
                     params,
                     self.serialization_dir,
@@ -127,13 +126,6 @@ class AllenNLPExecutor:
             if self.release_memory:
                 release_training_memory()
         return read_metric(self.serialization_dir, self.metrics)
-
-    def write_archive(self) -> Optional[str]:
-        """Write the ``model.tar.gz`` that :meth:`run` left out (``archive=False``), exactly as
-        ``train_model`` would have; return its path (``None`` if training never got there)."""
-        if not self._deferred_archive:
-            return None
-        return archive_model(**self._deferred_archive.pop())
 
 
 def read_metric(serialization_dir: str, metric: str) -> float:
@@ -153,16 +145,14 @@ def read_metric(serialization_dir: str, metric: str) -> float:
 
 
 @contextmanager
-def archive_deferred(calls: List[Dict[str, Any]]) -> Iterator[None]:
-    """While open, ``train_model`` records its ``archive_model`` call in ``calls`` instead of
-    writing ``model.tar.gz``; everything else it writes is unchanged."""
+def archive_skipped() -> Iterator[None]:
+    """While open, ``train_model`` writes everything but ``model.tar.gz``."""
     original = allennlp_train.archive_model
 
-    def record(serialization_dir: str, **kwargs: Any) -> str:
-        calls.append({"serialization_dir": serialization_dir, **kwargs})
+    def skip(serialization_dir: str, **kwargs: Any) -> str:
         return os.path.join(serialization_dir, "model.tar.gz")
 
-    allennlp_train.archive_model = record
+    allennlp_train.archive_model = skip
     try:
         yield
     finally:

@@ -14,6 +14,7 @@ import optuna
 from allennlp.common.checks import ConfigurationError
 from allennlp.common.util import import_module_and_submodules
 
+from allennlp_optuna.best import archive_best_trial
 from allennlp_optuna.config import check_config, load_params
 from allennlp_optuna.enqueue import enqueue_trials, read_enqueued_values
 from allennlp_optuna.executor import FAIL_REASON_ATTR, SERIALIZATION_DIR_ATTR, AllenNLPExecutor
@@ -41,8 +42,8 @@ _TRIAL_DIR = re.compile(r"^trial_(\d+)$")
 ARCHIVE_BEST = "best"
 ARCHIVE_ALL = "all"
 ARCHIVE_CHOICES = (ARCHIVE_BEST, ARCHIVE_ALL)
-"""Which trials write ``model.tar.gz``: those that improve on the study's best when they finish
-(so the best trial always has one), or every completed trial as ``allennlp train`` would."""
+"""Which trials get a ``model.tar.gz``: the study's best, when ``tune`` ends, or every completed
+trial as ``allennlp train`` would."""
 
 
 def trial_directory(serialization_dir: str, trial_number: int) -> str:
@@ -54,8 +55,8 @@ class TrialObjective:
     """The objective ``study.optimize`` calls: sample, train in ``trial_N``, return the metric.
 
     A failing trial keeps its traceback in the ``fail_reason`` user attribute. With
-    ``archive="best"`` only a trial whose value beats the study's best so far writes
-    ``model.tar.gz``; every trial keeps ``config.json``, ``best.th`` and ``vocabulary/``, which
+    ``archive="best"`` no trial writes ``model.tar.gz`` (``tune`` archives the best one when it
+    ends); every trial keeps ``config.json``, ``best.th`` and ``vocabulary/``, which
     ``allennlp evaluate`` and ``allennlp predict`` also accept (pass the directory).
     """
 
@@ -89,12 +90,7 @@ class TrialObjective:
     def __call__(self, trial: optuna.Trial) -> float:
         try:
             self.search_space.suggest(trial)
-            executor = self.executor(trial)
-            value = executor.run()
-            if self.archive == ARCHIVE_BEST and improves_on_best(trial.study, value):
-                logger.info("Trial %d is the best so far: archiving its model.", trial.number)
-                executor.write_archive()
-            return value
+            return self.executor(trial).run()
         except optuna.TrialPruned:
             raise
         except BaseException:
@@ -122,15 +118,6 @@ def check_archive(archive: str) -> None:
     """Refuse an ``archive`` policy other than :data:`ARCHIVE_CHOICES`."""
     if archive not in ARCHIVE_CHOICES:
         raise ConfigurationError(f"--archive must be one of {', '.join(ARCHIVE_CHOICES)}, got {archive!r}")
-
-
-def improves_on_best(study: optuna.Study, value: float) -> bool:
-    """Whether ``value`` beats every COMPLETE trial of ``study`` (``True`` when there is none)."""
-    try:
-        best = study.best_value
-    except ValueError:
-        return True
-    return value > best if study.direction == optuna.study.StudyDirection.MAXIMIZE else value < best
 
 
 def check_trial_directories(study: optuna.Study, serialization_dir: str) -> None:
@@ -218,8 +205,8 @@ def tune(
             has this many COMPLETE and PRUNED trials (see :mod:`allennlp_optuna.budget`).
         heartbeat_interval: seconds between a running trial's heartbeats; a trial silent for
             twice as long is failed and retried with the same parameters.
-        archive: ``"best"``: only a trial that improves on the study's best writes
-            ``model.tar.gz`` (the best trial always has one); ``"all"``: every trial does.
+        archive: ``"best"``: when the trials are done, the study's best trial gets its
+            ``model.tar.gz`` (no other trial writes one); ``"all"``: every trial writes it.
 
     Returns:
         The study, with this call's trials added.
@@ -294,6 +281,8 @@ def tune(
                 heartbeat_interval=heartbeat_interval,
                 callbacks=callbacks,
             )
+        if archive == ARCHIVE_BEST:
+            archive_best_trial(study)
     finally:
         report.write(study)  # also after a trial failed without --skip-exception, or Ctrl-C
     return study

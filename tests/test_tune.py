@@ -43,7 +43,7 @@ WEAK_TOO = {**WEAK, "embedding_dim": 6}
 STRONG = {"embedding_dim": 4, "max_filter_size": 3, "num_filters": 4, "dropout": 0.3, "lr": 0.0446, "optimizer": "adam"}
 
 
-def test_only_trials_that_improve_on_the_best_write_model_archives(
+def test_the_best_trial_alone_gets_a_model_archive_when_the_study_ends(
     workdir: Path, storage: str, capsys: pytest.CaptureFixture
 ) -> None:
     values = [str(write_json(workdir / f"{i}.json", params)) for i, params in enumerate((WEAK, STRONG, WEAK_TOO))]
@@ -52,9 +52,10 @@ def test_only_trials_that_improve_on_the_best_write_model_archives(
     weak, strong, weak_again = study.trials
     assert [t.params for t in study.trials] == [WEAK, STRONG, WEAK_TOO]
     assert strong.value > max(weak.value, weak_again.value)  # the fixture's premise
-    archived = {t.number for t in study.trials if (workdir / "result" / f"trial_{t.number}" / "model.tar.gz").exists()}
-    assert archived == {0, 1}  # the first trial, then the one that beat it; not the repeat of a worse one
     assert study.best_trial.number == 1
+    assert sorted(p.relative_to(workdir).as_posix() for p in workdir.glob("result/*/model.tar.gz*")) == [
+        "result/trial_1/model.tar.gz"  # and no temporary file left behind
+    ]
 
     # The archive holds what `allennlp train` puts there; the unarchived directory evaluates alike.
     with tarfile.open(workdir / "result" / "trial_1" / "model.tar.gz") as archive:
@@ -65,6 +66,13 @@ def test_only_trials_that_improve_on_the_best_write_model_archives(
         result = run_cli(["evaluate", str(workdir / "result" / model), dev, "--output-file", str(output)], capsys)
         assert result.code == 0, result
         assert read_json(output)["accuracy"] == pytest.approx(trial.value)
+
+    archived = (workdir / "result" / "trial_1" / "model.tar.gz").stat().st_mtime_ns
+    weak_once_more = str(write_json(workdir / "3.json", {**WEAK, "embedding_dim": 8}))
+    resumed = tune_fixture(workdir, storage, n_trials=1, skip_if_exists=True, enqueue_trial=[weak_once_more])
+    assert resumed.best_trial.number == 1 and len(resumed.trials) == 4
+    assert (workdir / "result" / "trial_1" / "model.tar.gz").stat().st_mtime_ns == archived  # not rewritten
+    assert not (workdir / "result" / "trial_3" / "model.tar.gz").exists()
 
 
 def test_archive_all_writes_every_trials_model_archive(workdir: Path, storage: str) -> None:
