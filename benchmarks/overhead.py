@@ -24,12 +24,13 @@ Scenarios:
   as it does on a GPU).
 """
 import argparse
+import contextlib
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import psutil
 
@@ -105,10 +106,18 @@ def read_seconds(scenario: Scenario, study_name: str) -> float:
     from allennlp_optuna.config import load_params
 
     params = load_params(str(scenario.directory / "config.jsonnet"), scenario.study(study_name).trials[0].params)
-    start = time.perf_counter()
-    loaders = data_loaders_from_params(params)
-    Vocabulary.from_instances(loaders["train"].iter_instances())
-    return time.perf_counter() - start
+    with output_to(scenario.directory / "bench.log"):
+        start = time.perf_counter()
+        loaders = data_loaders_from_params(params)
+        Vocabulary.from_instances(loaders["train"].iter_instances())
+        return time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def output_to(path: Path) -> Iterator[None]:
+    """Send this process's output (AllenNLP's logs, progress bars) to ``path``, not the figures' screen."""
+    with open(path, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        yield
 
 
 def measure(name: str, scenario: Scenario, old_python: Optional[Path] = None) -> None:
@@ -185,7 +194,7 @@ def memory_after_trials(root: Path, n_trials: int = 30, data_fraction: float = 1
         rss.append(psutil.Process().memory_info().rss / 2**20)
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=1))
-    with frozen_between_trials():
+    with frozen_between_trials(), output_to(scenario.directory / "bench.log"):
         study.optimize(objective, n_trials=n_trials, callbacks=[TrialMemory(), record])
     return rss
 
