@@ -116,6 +116,8 @@ class AskLock:
     study; the kernel releases it when its holder dies, so a killed worker never blocks others.
     :meth:`release` may be called more than once: the objective releases it as soon as
     ``study.optimize`` has asked for the trial, the worker loop again in case no trial started.
+    :meth:`remove` deletes the file when a worker is done and no other process holds it; a
+    process that was waiting on the deleted file notices and locks the new one.
 
     Args:
         storage: the storage URL.
@@ -129,11 +131,33 @@ class AskLock:
 
     def acquire(self) -> None:
         """Wait for the lock."""
-        self._file = open(self.path, "a")
-        fcntl.flock(self._file, fcntl.LOCK_EX)
+        while self._file is None:
+            file = open(self.path, "a")
+            fcntl.flock(file, fcntl.LOCK_EX)
+            if self._is_current(file):
+                self._file = file
+            else:  # removed while this process waited: lock the file that is there now
+                file.close()
 
     def release(self) -> None:
         """Release the lock if this process holds it."""
         if self._file is not None:
             self._file.close()  # closing the file releases the lock
             self._file = None
+
+    def remove(self) -> None:
+        """Delete the lock file, unless another process holds it (that one removes it later)."""
+        self.release()
+        with open(self.path, "a") as file:
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return
+            if self._is_current(file):
+                os.remove(self.path)
+
+    def _is_current(self, file: IO[str]) -> bool:
+        try:
+            return os.stat(self.path).st_ino == os.fstat(file.fileno()).st_ino
+        except FileNotFoundError:
+            return False

@@ -23,8 +23,9 @@ import logging
 import os
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -48,6 +49,7 @@ REFRESH_SECONDS = 30
 """While trials are running or waiting, the page reloads itself this often."""
 
 _PLOT_HEIGHT = 440
+_TEMPLATE = "plotly_white"
 
 
 @dataclass
@@ -225,7 +227,8 @@ def render_report(study: optuna.Study) -> str:
     rows = trial_rows(study)
     trials = study.get_trials(deepcopy=False)
     live = any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
-    sections = plot_sections(study)
+    with _plot_template(_TEMPLATE):
+        sections = plot_sections(study)
     now = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
     refresh = f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">' if live else ""
     status = f"trials are running; this page reloads every {REFRESH_SECONDS} s" if live else "no trial is running"
@@ -243,6 +246,20 @@ def render_report(study: optuna.Study) -> str:
         script=_SCRIPT,
         error_script=_ERROR_SCRIPT,
     )
+
+
+@contextmanager
+def _plot_template(name: str) -> Iterator[None]:
+    """Figures made meanwhile start from plotly's template ``name``: cheaper than applying it
+    to each figure afterwards (about 20 ms a figure)."""
+    import plotly.io
+
+    default = plotly.io.templates.default
+    plotly.io.templates.default = name
+    try:
+        yield
+    finally:
+        plotly.io.templates.default = default
 
 
 def baseline_trials(study: optuna.Study) -> List[FrozenTrial]:
@@ -361,9 +378,7 @@ def _plot_html(section: PlotSection) -> str:
         body = f'<p class="note">{html.escape(section.note)}</p>'
     else:
         # Optuna sizes some plots (slices) to a fixed width; let every plot fit the page instead.
-        section.figure.update_layout(
-            height=_PLOT_HEIGHT, width=None, autosize=True, template="plotly_white", margin={"t": 60, "b": 50}
-        )
+        section.figure.update_layout(height=_PLOT_HEIGHT, width=None, autosize=True, margin={"t": 60, "b": 50})
         body = section.figure.to_html(
             full_html=False, include_plotlyjs=False, div_id=f"plot-{section.anchor}", default_width="100%"
         )

@@ -331,17 +331,21 @@ def run_job(job: WorkerJob) -> None:
     if job.reseed:
         study.sampler.reseed_rng()  # workers given the same seeded sampler would sample alike
     budget = None if job.max_trials is None else StudyBudget(job.max_trials)
-    with ending_cleanly(study):
-        run_trials(
-            study,
-            job.objective,
-            AskLock(job.storage, job.study_name),
-            tickets=job.tickets,
-            budget=budget,
-            deadline=job.deadline,
-            catch=job.catch,
-            callbacks=job.callbacks,
-        )
+    lock = AskLock(job.storage, job.study_name)
+    try:
+        with ending_cleanly(study):
+            run_trials(
+                study,
+                job.objective,
+                lock,
+                tickets=job.tickets,
+                budget=budget,
+                deadline=job.deadline,
+                catch=job.catch,
+                callbacks=job.callbacks,
+            )
+    finally:
+        lock.remove()
 
 
 def _worker_main(job: WorkerJob) -> None:

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -17,7 +18,7 @@ import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
-from allennlp_optuna.budget import StudyBudget
+from allennlp_optuna.budget import AskLock, StudyBudget
 from allennlp_optuna.config import load_params
 from allennlp_optuna.recovery import WORKER_ATTR, recoverable_storage, retried_trial_number
 from allennlp_optuna.search_space import SearchSpace
@@ -124,6 +125,7 @@ def test_n_trials_is_shared_by_the_workers_and_max_trials_by_every_run(
     study = optuna.load_study(study_name="cnn", storage=storage)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3  # 3 in total, not 3 per worker
     assert len({t.system_attrs[WORKER_ATTR]["pid"] for t in study.trials}) == 2
+    assert not os.path.exists(AskLock(storage, "cnn").path)  # the workers' lock file is gone with them
 
     topped_up = run_cli(tune_argv(storage, "cnn", "--max-trials", "4", "--skip-if-exists", "-o", FAST_TRIALS), capsys)
     again = run_cli(tune_argv(storage, "cnn", "--max-trials", "4", "--skip-if-exists", "-o", FAST_TRIALS), capsys)
@@ -279,3 +281,20 @@ def test_the_budget_counts_finished_running_and_queued_trials_in_number_order() 
     assert budget.admits(study, 4)  # before it: 0 COMPLETE, 1 PRUNED, 3 RUNNING (2 FAIL does not count)
     assert not budget.admits(study, 5)  # a new trial raced in after it: over the budget
     assert not StudyBudget(3).has_room(study)  # 2 finished + 1 running: a new trial must wait
+
+
+def test_a_process_waiting_for_a_removed_lock_file_locks_the_new_one(tmp_path: Path) -> None:
+    holder, waiter, other = (AskLock(str(tmp_path / "study.db"), "s") for _ in range(3))
+    holder.acquire()
+    waiting = threading.Thread(target=waiter.acquire)
+    waiting.start()
+    time.sleep(0.2)
+    holder.remove()  # the waiter may get the old file first: it must move to the current one
+    waiting.join(timeout=10)
+
+    assert not waiting.is_alive()
+    assert os.stat(waiter.path).st_ino == os.fstat(waiter._file.fileno()).st_ino  # type: ignore[union-attr]
+    other.remove()  # held by the waiter: left in place
+    assert os.path.exists(waiter.path)
+    waiter.remove()
+    assert not os.path.exists(waiter.path)
