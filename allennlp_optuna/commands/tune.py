@@ -98,9 +98,9 @@ class Tune(Subcommand):
             "--archive",
             choices=ARCHIVE_CHOICES,
             default=ARCHIVE_BEST,
-            help="which trials write model.tar.gz: 'best' (default) only those that improve on the study's "
-            "best when they finish, so the best trial always has one; 'all' every trial, as allennlp train. "
-            "Every trial keeps config.json, best.th and vocabulary/, which allennlp evaluate also accepts",
+            help="which trials get a model.tar.gz: 'best' (default) the study's best trial, archived when tune "
+            "ends; 'all' every trial, as allennlp train. Every trial keeps config.json, best.th and "
+            "vocabulary/, which allennlp evaluate also accepts in place of an archive",
         )
         add_worker_arguments(subparser)
         subparser.set_defaults(func=tune_from_args)
