@@ -118,13 +118,16 @@ def archive_best_trial(study: optuna.Study) -> Optional[str]:
         The archive's path, or ``None``.
     """
     trial = best_trial(study)
-    directory = None if trial is None else trial.user_attrs.get(SERIALIZATION_DIR_ATTR)
-    if trial is None or not directory or not os.path.isfile(os.path.join(directory, CONFIG_NAME)):
+    if trial is None:
         return None
+    directory = str(trial.user_attrs.get(SERIALIZATION_DIR_ATTR, ""))
+    config = os.path.join(directory, CONFIG_NAME)
     path = os.path.join(directory, ARCHIVE_FILE)
     if os.path.exists(path):
         return path
-    with open(os.path.join(directory, CONFIG_NAME), encoding="utf-8") as file:
+    if not os.path.isfile(config):  # the trial trained on another machine
+        return None
+    with open(config, encoding="utf-8") as file:
         include_in_archive = json.load(file).get("include_in_archive")
     temporary = f"{path}.{os.getpid()}.tmp"
     try:

@@ -45,12 +45,6 @@ class StudyBudget:
     def __init__(self, max_trials: int) -> None:
         self.max_trials = max_trials
 
-    def _counts(self, study: optuna.Study) -> "dict[TrialState, int]":
-        counts = {state: 0 for state in (*COUNTED, *RESERVED)}
-        for trial in study.get_trials(deepcopy=False, states=(*COUNTED, *RESERVED)):
-            counts[trial.state] += 1
-        return counts
-
     def finished(self, study: optuna.Study) -> int:
         """The trials that count: COMPLETE and PRUNED."""
         return len(study.get_trials(deepcopy=False, states=COUNTED))
@@ -62,13 +56,11 @@ class StudyBudget:
     def has_room(self, study: optuna.Study) -> bool:
         """Whether a new trial may start: finished and running trials leave room for it.
 
-        A queued (WAITING) trial, such as a retry, is started before any new one.
+        A queued (WAITING) trial, such as a retry, is started before any new one, so it takes
+        no place of its own.
         """
-        counts = self._counts(study)
-        taken = sum(counts[state] for state in COUNTED) + counts[TrialState.RUNNING]
-        return taken < self.max_trials and (
-            counts[TrialState.WAITING] > 0 or taken + counts[TrialState.WAITING] < self.max_trials
-        )
+        taken = study.get_trials(deepcopy=False, states=(*COUNTED, TrialState.RUNNING))
+        return len(taken) < self.max_trials
 
     def admits(self, study: optuna.Study, trial_number: int) -> bool:
         """Whether trial ``trial_number`` fits: fewer than ``max_trials`` trials before it may still count.

@@ -121,15 +121,16 @@ def check_config(config_file: str, search_space: SearchSpace) -> List[str]:
     return unused
 
 
+def is_pruning_entry(callback: Any) -> bool:
+    """Whether a ``trainer.callbacks`` entry is ``{type: 'optuna_pruner', ...}``."""
+    return isinstance(callback, dict) and callback.get("type") == PRUNING_CALLBACK_TYPE
+
+
 def remove_pruning_callbacks(config: Dict[str, Any]) -> Dict[str, Any]:
     """Drop ``optuna_pruner`` entries from ``trainer.callbacks`` (they need a live trial)."""
     trainer = config.get("trainer")
     if isinstance(trainer, dict) and isinstance(trainer.get("callbacks"), list):
-        trainer["callbacks"] = [
-            callback
-            for callback in trainer["callbacks"]
-            if not (isinstance(callback, dict) and callback.get("type") == PRUNING_CALLBACK_TYPE)
-        ]
+        trainer["callbacks"] = [callback for callback in trainer["callbacks"] if not is_pruning_entry(callback)]
         if not trainer["callbacks"]:
             del trainer["callbacks"]
     return config

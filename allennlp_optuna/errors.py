@@ -2,13 +2,14 @@
 import functools
 import json
 import sys
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Optional, TypeVar
 
 from allennlp.common.checks import ConfigurationError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 USER_ERROR_EXIT_CODE = 2
+INTERRUPTED_EXIT_CODE = 130
 
 
 def first_line(error: BaseException) -> str:
@@ -37,12 +38,19 @@ def read_json_file(path: str, description: str) -> Any:
         raise ConfigurationError(f"{description} {path} is not valid JSON: {error}")
 
 
-def exit_on_configuration_error(command: str) -> Callable[[F], F]:
+def exit_on_configuration_error(command: str, interrupted: Optional[str] = None) -> Callable[[F], F]:
     """Decorate a ``*_from_args`` function: a ``ConfigurationError`` becomes one stderr line.
 
     The line reads ``allennlp COMMAND: error: MESSAGE`` and the process exits with status 2,
-    as argparse does for a bad flag. Other exceptions (real bugs, crashes) keep their traceback.
+    as argparse does for a bad flag. With ``interrupted``, Ctrl-C / SIGTERM print
+    ``allennlp COMMAND: INTERRUPTED`` and exit with status 130. Other exceptions (real bugs,
+    crashes) keep their traceback.
     """
+
+    def leave(line: str, code: int) -> None:
+        sys.stderr.flush()
+        print(f"allennlp {command}: {line}", file=sys.stderr)
+        sys.exit(code)
 
     def decorate(function: F) -> F:
         @functools.wraps(function)
@@ -50,9 +58,11 @@ def exit_on_configuration_error(command: str) -> Callable[[F], F]:
             try:
                 return function(*args, **kwargs)
             except ConfigurationError as error:
-                sys.stderr.flush()
-                print(f"allennlp {command}: error: {error.message}", file=sys.stderr)
-                sys.exit(USER_ERROR_EXIT_CODE)
+                leave(f"error: {error.message}", USER_ERROR_EXIT_CODE)
+            except KeyboardInterrupt:
+                if interrupted is None:
+                    raise
+                leave(interrupted, INTERRUPTED_EXIT_CODE)
 
         return wrapper  # type: ignore[return-value]
 

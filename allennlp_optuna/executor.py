@@ -33,8 +33,6 @@ from allennlp_optuna.data_reuse import reusing_data
 from allennlp_optuna.memory import release_training_memory
 from allennlp_optuna.pruning import monitored_metric, raise_worker_failure, with_pruning_callback
 
-logger = logging.getLogger(__name__)
-
 SERIALIZATION_DIR_ATTR = "serialization_dir"
 """Trial user attribute holding the absolute path of the trial's serialization directory."""
 

@@ -7,13 +7,12 @@ AllenNLP's bars show the epochs of one trial; this line shows the study::
 """
 import sys
 import time
-from collections import Counter
 from typing import Optional, TextIO
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
-from allennlp_optuna.summary import best_trial
+from allennlp_optuna.summary import best_trial, count_states
 
 
 def format_seconds(seconds: float) -> str:
@@ -64,8 +63,7 @@ class ProgressLine:
             outcome += f", {self.metric}={trial.value:.6g}"
         best = best_trial(study)
         best_text = "no completed trial yet" if best is None else f"best {best.value:.6g} (trial {best.number})"
-        counts = Counter(t.state for t in study.get_trials(deepcopy=False))
-        states = ", ".join(f"{counts[s]} {s.name}" for s in TrialState if counts[s])
+        states = count_states(study.get_trials(deepcopy=False))
         return f"tune: {count} finished ({outcome}) | {best_text} | {states} | {self.time_text(elapsed)}"
 
     def time_text(self, elapsed: float) -> str:

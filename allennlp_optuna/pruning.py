@@ -36,7 +36,7 @@ from allennlp.common.checks import ConfigurationError
 from allennlp.training import GradientDescentTrainer, TrainerCallback
 from optuna.trial import TrialState
 
-from allennlp_optuna.config import PRUNING_CALLBACK_TYPE
+from allennlp_optuna.config import PRUNING_CALLBACK_TYPE, is_pruning_entry
 from allennlp_optuna.study import OptunaSettings
 
 logger = logging.getLogger(__name__)
@@ -235,7 +235,7 @@ def pruner_spec(pruner: optuna.pruners.BasePruner) -> Dict[str, Any]:
 
 def _pruning_entries(config: Dict[str, Any]) -> List[Dict[str, Any]]:
     callbacks = config.get("trainer", {}).get("callbacks") or []
-    return [c for c in callbacks if isinstance(c, dict) and c.get("type") == PRUNING_CALLBACK_TYPE]
+    return [c for c in callbacks if is_pruning_entry(c)]
 
 
 def has_pruning_callback(params: Params) -> bool:

@@ -17,6 +17,7 @@ another worker writing the same files) never sees half of one.
 """
 import csv
 import datetime
+import functools
 import html
 import io
 import logging
@@ -31,7 +32,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from allennlp_optuna.enqueue import enqueued_from
-from allennlp_optuna.executor import SERIALIZATION_DIR_ATTR
+from allennlp_optuna.executor import FAIL_REASON_ATTR, SERIALIZATION_DIR_ATTR
 from allennlp_optuna.expected_performance import expected_best_curve
 from allennlp_optuna.progress import format_seconds
 from allennlp_optuna.study import METRIC_ATTR
@@ -80,8 +81,6 @@ class TrialRow:
 
 def trial_row(trial: FrozenTrial) -> TrialRow:
     """The row of one trial; a failed trial's reason is the last line of its traceback."""
-    from allennlp_optuna.tuning import FAIL_REASON_ATTR
-
     traceback_text = str(trial.user_attrs.get(FAIL_REASON_ATTR, "")).strip()
     if trial.state == TrialState.RUNNING and trial.datetime_start is not None:
         duration: Optional[float] = (datetime.datetime.now() - trial.datetime_start).total_seconds()
@@ -100,9 +99,9 @@ def trial_row(trial: FrozenTrial) -> TrialRow:
     )
 
 
-def trial_rows(study: optuna.Study) -> List[TrialRow]:
-    """One row per trial of the study, by trial number."""
-    return [trial_row(t) for t in study.get_trials(deepcopy=False)]
+def read_trials(study: optuna.Study, trials: Optional[Sequence[FrozenTrial]] = None) -> Sequence[FrozenTrial]:
+    """``trials`` if the caller has read them already, else the study's trials, by number."""
+    return study.get_trials(deepcopy=False) if trials is None else trials
 
 
 def param_names(rows: Sequence[TrialRow]) -> List[str]:
@@ -113,9 +112,9 @@ def param_names(rows: Sequence[TrialRow]) -> List[str]:
     return list(names)
 
 
-def trials_csv(study: optuna.Study) -> str:
+def trials_csv(study: optuna.Study, trials: Optional[Sequence[FrozenTrial]] = None) -> str:
     """The trials table as CSV text: number, state, value, params_*, duration, directory, ..."""
-    rows = trial_rows(study)
+    rows = [trial_row(t) for t in read_trials(study, trials)]
     names = param_names(rows)
     buffer = io.StringIO()
     fields = ["number", "state", "value", *(f"params_{n}" for n in names), "duration_seconds", "directory",
@@ -127,17 +126,24 @@ def trials_csv(study: optuna.Study) -> str:
     return buffer.getvalue()
 
 
-def write_report(study: optuna.Study, html_path: str, csv_path: Optional[str] = None) -> None:
+def write_report(
+    study: optuna.Study,
+    html_path: str,
+    csv_path: Optional[str] = None,
+    trials: Optional[Sequence[FrozenTrial]] = None,
+) -> None:
     """Write the HTML report (and the trials CSV), each replaced atomically.
 
     Args:
-        study: the study to report on; read once, so the page and the CSV agree.
+        study: the study to report on; its trials are read once, so the page and the CSV agree.
         html_path: where the page goes.
         csv_path: where the CSV goes; ``None`` writes no CSV.
+        trials: the study's trials, if the caller has just read them.
     """
-    atomic_write(html_path, render_report(study))
+    trials = read_trials(study, trials)
+    atomic_write(html_path, render_report(study, trials))
     if csv_path is not None:
-        atomic_write(csv_path, trials_csv(study))
+        atomic_write(csv_path, trials_csv(study, trials))
 
 
 def atomic_write(path: str, text: str) -> None:
@@ -190,11 +196,12 @@ class ReportWriter:
 
     def write(self, study: optuna.Study) -> None:
         """Render the page and the CSV now, unless they already show every trial as it is."""
-        shown = [(t.number, t.state, t.values) for t in study.get_trials(deepcopy=False)]
+        trials = study.get_trials(deepcopy=False)
+        shown = [(t.number, t.state, t.values) for t in trials]
         if shown == self.rendered:
             return
         start = time.monotonic()
-        self._guarded(lambda: write_report(study, self.html_path, self.csv_path))
+        self._guarded(lambda: write_report(study, self.html_path, self.csv_path, trials))
         self.last_rendering_seconds = time.monotonic() - start
         self.rendering_seconds += self.last_rendering_seconds
         self.rendered = shown
@@ -220,15 +227,13 @@ class PlotSection:
     note: str = ""
 
 
-def render_report(study: optuna.Study) -> str:
-    """The whole HTML page for ``study``, with plotly.js embedded."""
-    from plotly.offline import get_plotlyjs
-
-    rows = trial_rows(study)
-    trials = study.get_trials(deepcopy=False)
+def render_report(study: optuna.Study, trials: Optional[Sequence[FrozenTrial]] = None) -> str:
+    """The whole HTML page for ``study`` (or for ``trials`` of it, just read), with plotly.js embedded."""
+    trials = read_trials(study, trials)
+    rows = [trial_row(t) for t in trials]
     live = any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
     with _plot_template(_TEMPLATE):
-        sections = plot_sections(study)
+        sections = plot_sections(study, trials)
     now = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
     refresh = f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">' if live else ""
     status = f"trials are running; this page reloads every {REFRESH_SECONDS} s" if live else "no trial is running"
@@ -237,15 +242,23 @@ def render_report(study: optuna.Study) -> str:
         refresh=refresh,
         title=html.escape(f"Study {study.study_name}"),
         updated=html.escape(f"Updated {now}; {status}."),
-        summary="".join(f"<li>{html.escape(line)}</li>" for line in summarize(study).splitlines()),
+        summary="".join(f"<li>{html.escape(line)}</li>" for line in summarize(study, trials).splitlines()),
         contents=contents,
-        plotlyjs=get_plotlyjs(),
+        plotlyjs=_plotlyjs(),
         plots="".join(_plot_html(s) for s in sections),
         table=_table_html(rows),
         style=_STYLE,
         script=_SCRIPT,
         error_script=_ERROR_SCRIPT,
     )
+
+
+@functools.lru_cache(maxsize=1)
+def _plotlyjs() -> str:
+    """plotly.js (4.8 MB), read from plotly's package once per process."""
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()
 
 
 @contextmanager
@@ -262,17 +275,14 @@ def _plot_template(name: str) -> Iterator[None]:
         plotly.io.templates.default = default
 
 
-def baseline_trials(study: optuna.Study) -> List[FrozenTrial]:
-    """Completed trials whose values were enqueued, e.g. the hand-tuned baseline."""
-    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if enqueued_from(t)]
-
-
-def plot_sections(study: optuna.Study) -> List[PlotSection]:
+def plot_sections(study: optuna.Study, trials: Optional[Sequence[FrozenTrial]] = None) -> List[PlotSection]:
     """The page's plots, in reading order."""
     from optuna import visualization
 
+    trials = read_trials(study, trials)
     metric = study.user_attrs.get(METRIC_ATTR, "Objective Value")
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    baselines = [t for t in complete if enqueued_from(t)]  # e.g. the hand-tuned baseline
     no_trial = "No trial has completed yet."
     sections = [
         PlotSection("history", "Optimization history",
@@ -288,16 +298,18 @@ def plot_sections(study: optuna.Study) -> List[PlotSection]:
     ]
     history, expected, intermediate, importances, parallel, slices = sections
     if not complete:
-        for section in (history, expected, importances, parallel, slices):
+        for section in (history, expected, parallel, slices):
             section.note = no_trial
     else:
         history.figure = _with_baseline_points(
-            _with_baselines(visualization.plot_optimization_history(study, target_name=metric), study), study
+            _with_baselines(visualization.plot_optimization_history(study, target_name=metric), baselines), baselines
         )
-        expected.figure = _with_baselines(expected_performance_figure(study, metric), study)
+        maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+        expected.figure = _with_baselines(expected_performance_figure([t.value for t in complete], maximize, metric),
+                                          baselines)
         parallel.figure = visualization.plot_parallel_coordinate(study, target_name=metric)
         slices.figure = visualization.plot_slice(study, target_name=metric)
-    if any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
+    if any(t.intermediate_values for t in trials):
         intermediate.figure = visualization.plot_intermediate_values(study)
     else:
         intermediate.note = ("No trial reported intermediate values; add the optuna_pruner callback to the "
@@ -321,12 +333,12 @@ def plot_sections(study: optuna.Study) -> List[PlotSection]:
     return sections
 
 
-def expected_performance_figure(study: optuna.Study, metric: str) -> Any:
-    """Expected best value against the number of trials, with a one-standard-deviation band."""
+def expected_performance_figure(values: Sequence[float], maximize: bool, metric: str) -> Any:
+    """Expected best of the completed trials' ``values`` against the number of trials, with a
+    one-standard-deviation band."""
     import plotly.graph_objects as go
 
-    values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
-    curve = expected_best_curve(values, maximize=study.direction == optuna.study.StudyDirection.MAXIMIZE)
+    curve = expected_best_curve(values, maximize=maximize)
     n = [p.n for p in curve]
     upper = [min(p.mean + p.std, max(values)) for p in curve]
     lower = [max(p.mean - p.std, min(values)) for p in curve]
@@ -346,9 +358,9 @@ def expected_performance_figure(study: optuna.Study, metric: str) -> Any:
     return figure
 
 
-def _with_baselines(figure: Any, study: optuna.Study) -> Any:
+def _with_baselines(figure: Any, baselines: Sequence[FrozenTrial]) -> Any:
     """Draw each completed baseline trial as a dashed horizontal reference line."""
-    for trial in baseline_trials(study):
+    for trial in baselines:
         figure.add_hline(
             y=trial.value,
             line_dash="dash",
@@ -360,11 +372,10 @@ def _with_baselines(figure: Any, study: optuna.Study) -> Any:
     return figure
 
 
-def _with_baseline_points(figure: Any, study: optuna.Study) -> Any:
+def _with_baseline_points(figure: Any, baselines: Sequence[FrozenTrial]) -> Any:
     """Mark the baseline trials among the history's points."""
     import plotly.graph_objects as go
 
-    baselines = baseline_trials(study)
     if baselines:
         figure.add_trace(
             go.Scatter(x=[t.number for t in baselines], y=[t.value for t in baselines], mode="markers",

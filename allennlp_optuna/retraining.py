@@ -79,6 +79,28 @@ def retrain(
     serialization_dir: str,
     study: optuna.Study,
     trial_number: Optional[int] = None,
+    **options: Any,
+) -> Dict[str, Any]:
+    """Train ``config_file`` with a trial's values; the function behind ``allennlp retrain``.
+
+    Args:
+        config_file: the Jsonnet config the study's trials trained with.
+        serialization_dir: where to write the model, as ``allennlp train -s``.
+        study: the tuned study.
+        trial_number: the trial to retrain; ``None`` retrains the best trial.
+        options: the keyword arguments of :func:`retrain_trial` (``recover``, ``force``, ...).
+
+    Returns:
+        The contents of ``serialization_dir/metrics.json`` (empty after a dry run).
+    """
+    return retrain_trial(config_file, serialization_dir, study, trial_to_retrain(study, trial_number), **options)
+
+
+def retrain_trial(
+    config_file: str,
+    serialization_dir: str,
+    study: optuna.Study,
+    trial: FrozenTrial,
     *,
     recover: bool = False,
     force: bool = False,
@@ -88,13 +110,13 @@ def retrain(
     dry_run: bool = False,
     file_friendly_logging: bool = False,
 ) -> Dict[str, Any]:
-    """Train ``config_file`` with a trial's values; the function behind ``allennlp retrain``.
+    """Train ``config_file`` with the values of ``trial`` (see :func:`trial_to_retrain`).
 
     Args:
         config_file: the Jsonnet config the study's trials trained with.
         serialization_dir: where to write the model, as ``allennlp train -s``.
         study: the tuned study.
-        trial_number: the trial to retrain; ``None`` retrains the best trial.
+        trial: the trial to retrain, one of ``study``'s.
         recover: resume training in ``serialization_dir`` (``allennlp train -r``).
         force: overwrite ``serialization_dir`` (``allennlp train -f``).
         overrides: a JSON string or dict, as ``allennlp train -o``; pass the ones the trials
@@ -107,7 +129,6 @@ def retrain(
     Returns:
         The contents of ``serialization_dir/metrics.json`` (empty after a dry run).
     """
-    trial = trial_to_retrain(study, trial_number)
     check_serialization_dir(serialization_dir, study, recover, force)
     tuned_config = study.user_attrs.get(CONFIG_ATTR)
     if tuned_config and tuned_config != os.path.abspath(config_file):

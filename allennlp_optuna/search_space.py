@@ -28,6 +28,8 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from allennlp_optuna.errors import first_line
+
 ParamValue = Union[None, bool, int, float, str]
 
 # Each supported ``type`` and the ``Trial.suggest_*`` method whose keyword arguments it takes.
@@ -103,8 +105,7 @@ class SearchSpace:
         try:
             entries = json.loads(_jsonnet.evaluate_file(str(path)))
         except RuntimeError as error:
-            first_line = str(error).strip().splitlines()[0]
-            raise ConfigurationError(f"cannot read search-space file {path}: {first_line}")
+            raise ConfigurationError(f"cannot read search-space file {path}: {first_line(error)}")
         return cls.from_entries(entries, source=str(path))
 
     @classmethod

@@ -15,7 +15,6 @@ built first, so wrapping pruners and samplers work.
 """
 import inspect
 import json
-import logging
 import os
 import re
 from dataclasses import dataclass
@@ -26,8 +25,6 @@ import optuna
 from allennlp.common.checks import ConfigurationError
 
 from allennlp_optuna.errors import first_line, read_json_file
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_STORAGE = "sqlite:///allennlp_optuna.db"
 """An SQLite file ``allennlp_optuna.db`` in the current directory, as the older plugin used."""

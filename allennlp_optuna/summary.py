@@ -11,9 +11,10 @@ from allennlp_optuna.study import METRIC_ATTR
 
 def best_trial(study: optuna.Study) -> Optional[FrozenTrial]:
     """The best COMPLETE trial, or ``None`` when no trial has completed yet."""
-    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+    try:
+        return study.best_trial
+    except ValueError:  # Optuna: no trial is completed yet
         return None
-    return study.best_trial
 
 
 def format_params(params: dict) -> str:
@@ -27,9 +28,14 @@ def count_states(trials: Sequence[FrozenTrial]) -> str:
     return ", ".join(f"{counts[s.name]} {s.name}" for s in TrialState if counts[s.name])
 
 
-def summarize(study: optuna.Study) -> str:
-    """A few lines describing the study, as printed at the end of ``allennlp tune``."""
-    trials = study.get_trials(deepcopy=False)
+def summarize(study: optuna.Study, trials: Optional[Sequence[FrozenTrial]] = None) -> str:
+    """A few lines describing the study, as printed at the end of ``allennlp tune``.
+
+    Args:
+        study: the study.
+        trials: its trials, if the caller has just read them.
+    """
+    trials = study.get_trials(deepcopy=False) if trials is None else trials
     states = count_states(trials)
     metric = study.user_attrs.get(METRIC_ATTR, "value")
     lines: List[str] = [

@@ -8,7 +8,7 @@ import logging
 import os
 import re
 import traceback
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 import optuna
 from allennlp.common.checks import ConfigurationError
@@ -57,7 +57,9 @@ class TrialObjective:
     A failing trial keeps its traceback in the ``fail_reason`` user attribute. With
     ``archive="best"`` no trial writes ``model.tar.gz`` (``tune`` archives the best one when it
     ends); every trial keeps ``config.json``, ``best.th`` and ``vocabulary/``, which
-    ``allennlp evaluate`` and ``allennlp predict`` also accept (pass the directory).
+    ``allennlp evaluate`` and ``allennlp predict`` also accept (pass the directory). A trial's
+    memory is freed by the :class:`~allennlp_optuna.memory.TrialMemory` study callback, which
+    ``study.optimize`` must be given too.
     """
 
     def __init__(
@@ -72,7 +74,6 @@ class TrialObjective:
         reuse_data: bool = True,
         add_pruning_callback: bool = False,
         archive: str = ARCHIVE_ALL,
-        release_memory: bool = True,
     ) -> None:
         check_archive(archive)
         self.config_file = config_file
@@ -85,7 +86,6 @@ class TrialObjective:
         self.reuse_data = reuse_data
         self.add_pruning_callback = add_pruning_callback
         self.archive = archive
-        self.release_memory = release_memory
 
     def __call__(self, trial: optuna.Trial) -> float:
         try:
@@ -110,7 +110,7 @@ class TrialObjective:
             reuse_data=self.reuse_data,
             add_pruning_callback=self.add_pruning_callback,
             archive=self.archive == ARCHIVE_ALL,
-            release_memory=self.release_memory,
+            release_memory=False,  # TrialMemory does it after the trial, see allennlp_optuna.memory
         )
 
 
@@ -260,7 +260,6 @@ def tune(
         reuse_data=reuse_data,
         add_pruning_callback=add_pruning_callback,
         archive=archive,
-        release_memory=False,
     )
     report = ReportWriter(serialization_dir)
     callbacks = [TrialMemory(), report]

@@ -15,7 +15,6 @@ processes (data-loader and distributed-training workers) and leave every finishe
 its directory as they were; rerunning the command with ``--skip-if-exists`` resumes the study.
 """
 import contextlib
-import functools
 import json
 import logging
 import multiprocessing
@@ -27,7 +26,7 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Type, TypeVar, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Type, Union
 
 import optuna
 from optuna.trial import FrozenTrial
@@ -41,16 +40,19 @@ from allennlp_optuna.recovery import (
     recoverable_storage,
     record_worker,
 )
+from allennlp_optuna.errors import INTERRUPTED_EXIT_CODE
 from allennlp_optuna.study import OptunaSettings
 
 logger = logging.getLogger(__name__)
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 OVER_BUDGET_ATTR = "over_budget"
 """Trial user attribute of a trial that lost the race for the last place in ``--max-trials``."""
 
-INTERRUPTED_EXIT_CODE = 130
+INTERRUPTED_MESSAGE = (
+    "interrupted; running trials were recorded as FAIL, finished ones are kept. "
+    "Rerun the same command with --skip-if-exists to resume the study."
+)
+"""What ``allennlp tune`` prints when Ctrl-C / SIGTERM ends it (every running trial is FAIL by then)."""
 _BUDGET_POLL_SECONDS = 1.0
 _STOP_GRACE_SECONDS = 60
 
@@ -320,8 +322,7 @@ def run_job(job: WorkerJob) -> None:
         import torch
 
         torch.set_num_threads(job.plan.torch_threads)
-    if job.plan.config_overrides():
-        job.objective.overrides = with_overrides(job.objective.overrides, job.plan.config_overrides())
+    job.objective.overrides = with_overrides(job.objective.overrides, job.plan.config_overrides())
     study = optuna.load_study(
         study_name=job.study_name,
         storage=recoverable_storage(job.storage, job.heartbeat_interval),
@@ -514,28 +515,3 @@ def descendants(pid: int) -> List[int]:
             found.append(child)
             queue.append(child)
     return found
-
-
-def exit_on_interrupt(command: str) -> Callable[[F], F]:
-    """Decorate a ``*_from_args`` function: Ctrl-C / SIGTERM end it with one line and status 130.
-
-    By then every running trial is recorded as FAIL and the workers have ended.
-    """
-
-    def decorate(function: F) -> F:
-        @functools.wraps(function)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return function(*args, **kwargs)
-            except KeyboardInterrupt:
-                sys.stderr.flush()
-                print(
-                    f"allennlp {command}: interrupted; running trials were recorded as FAIL, finished ones are "
-                    "kept. Rerun the same command with --skip-if-exists to resume the study.",
-                    file=sys.stderr,
-                )
-                sys.exit(INTERRUPTED_EXIT_CODE)
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorate

@@ -24,18 +24,19 @@ Scenarios:
   as it does on a GPU).
 """
 import argparse
-import contextlib
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, List, Optional
 
 import psutil
 
 from benchmarks.old_plugin import OLD_PLUGIN_VERSION, make_venv, run_old_plugin
-from benchmarks.scenario import ALLENNLP, GUIDE_CONFIG, Scenario, make_scenario, run_tune, timed, training_seconds
+from benchmarks.scenario import (
+    ALLENNLP, GUIDE_CONFIG, Scenario, make_scenario, output_to, run_tune, timed, training_seconds,
+)
 
 # The search space of the guide's exercise 4.
 GUIDE_SEARCH_SPACE = [
@@ -113,13 +114,6 @@ def read_seconds(scenario: Scenario, study_name: str) -> float:
         return time.perf_counter() - start
 
 
-@contextlib.contextmanager
-def output_to(path: Path) -> Iterator[None]:
-    """Send this process's output (AllenNLP's logs, progress bars) to ``path``, not the figures' screen."""
-    with open(path, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        yield
-
-
 def measure(name: str, scenario: Scenario, old_python: Optional[Path] = None) -> None:
     """Time the scenario's study three ways (and with the old plugin at ``old_python``, if given); print.
 
@@ -191,7 +185,6 @@ def memory_after_trials(root: Path, n_trials: int = 30, data_fraction: float = 1
         str(scenario.directory / "result"),
         scenario.metrics,
         file_friendly_logging=True,
-        release_memory=False,  # as in `allennlp tune`: TrialMemory frees it after each trial
     )
     rss: List[float] = []
 

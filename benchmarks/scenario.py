@@ -9,6 +9,7 @@ process (for benchmarks that set torch threads or pruners per study).
 
 Benchmarks are run from the repository root as ``python -m benchmarks.NAME``.
 """
+import contextlib
 import datetime
 import json
 import os
@@ -18,7 +19,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import optuna
 
@@ -168,6 +169,24 @@ def run_logged(command: Sequence[str], cwd: Path, env: Optional[Mapping[str, Opt
     """
     with open(cwd / "bench.log", "a") as log:
         subprocess.run(list(command), cwd=cwd, env=environment(env), stdout=log, stderr=log, check=True)
+
+
+@contextlib.contextmanager
+def output_to(path: Path) -> Iterator[None]:
+    """Send this process's (and its children's) stdout and stderr to ``path``: AllenNLP's logs, progress bars."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "a") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
 
 
 def timed(command: Sequence[str], cwd: Path, env: Optional[Mapping[str, Optional[str]]] = None) -> float:

@@ -13,17 +13,15 @@ half of the cores, and 2 workers, each with half the cores (what `--n-workers 2`
 training logs go to `benchmark.log` in the temporary directory, not to the terminal.
 """
 import argparse
-import contextlib
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import torch
 
-from benchmarks.scenario import FIXTURE_CONFIG, REPO, Scenario, make_scenario, tune_in_process
+from benchmarks.scenario import FIXTURE_CONFIG, REPO, Scenario, make_scenario, output_to, tune_in_process
 
 HPARAMS = REPO / "test_fixtures" / "config" / "hparams.json"
 
@@ -35,24 +33,6 @@ def trials_per_minute(scenario: Scenario, n_workers: int, name: str, n_trials: O
     complete = sum(t.state.name == "COMPLETE" for t in study.trials)
     assert complete == expected, f"{complete} of {expected} trials completed"
     return expected / seconds * 60
-
-
-@contextlib.contextmanager
-def output_to(path: Path) -> Iterator[None]:
-    """Send this process's (and its workers') stdout and stderr to ``path``."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with open(path, "a") as log:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
 
 
 def main() -> None:

@@ -58,6 +58,16 @@ def read_json(path: Path) -> Dict:
         return json.load(file)
 
 
+VALIDATION_KEYS = ("best_epoch", "best_validation_accuracy", "best_validation_loss", "validation_loss")
+"""The metrics that the same values and seeds reproduce exactly (not durations or memory)."""
+
+
+def validation_metrics(serialization_dir: Path) -> Dict:
+    """The :data:`VALIDATION_KEYS` of ``serialization_dir/metrics.json``."""
+    metrics = read_json(serialization_dir / "metrics.json")
+    return {key: metrics[key] for key in VALIDATION_KEYS}
+
+
 def run_cli(argv: List[str], capsys: pytest.CaptureFixture) -> "CliResult":
     """Run `allennlp ARGV` in this process (as the console script does); capture its output."""
     old_argv = sys.argv

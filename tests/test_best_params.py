@@ -9,10 +9,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.conftest import CONFIG, TunedStudy, assert_command_refused, read_json, run_cli
-
-VALIDATION_KEYS = ("best_epoch", "best_validation_accuracy", "best_validation_loss", "validation_loss")
-
+from tests.conftest import CONFIG, TunedStudy, assert_command_refused, read_json, run_cli, validation_metrics
 
 def best_params_argv(tuned: TunedStudy, *extra: str) -> list:
     return ["best-params", "--study-name", "classifier", "--storage", tuned.storage, *extra]
@@ -66,10 +63,9 @@ def test_shell_output_evaled_before_allennlp_train_reproduces_the_best_trial(
 
     assert result.out.splitlines() == [f"export {name}={value}" for name, value in best.params.items()]
     assert train.code == 0, train
-    direct = read_json(workdir / "direct" / "metrics.json")
-    tuned = read_json(tuned_study.result / f"trial_{best.number}" / "metrics.json")
+    direct = validation_metrics(workdir / "direct")
     assert direct["best_validation_accuracy"] == best.value
-    assert {k: direct[k] for k in VALIDATION_KEYS} == {k: tuned[k] for k in VALIDATION_KEYS}
+    assert direct == validation_metrics(tuned_study.result / f"trial_{best.number}")
 
 
 def test_the_best_config_is_plain_json_that_allennlp_train_accepts(
@@ -87,9 +83,7 @@ def test_the_best_config_is_plain_json_that_allennlp_train_accepts(
     assert json.loads(result.out) == read_json(trial_dir / "config.json")
     assert "callbacks" not in json.loads(result.out)["trainer"]
     assert train.code == 0, train
-    retrained = read_json(workdir / "from_config" / "metrics.json")
-    tuned = read_json(trial_dir / "metrics.json")
-    assert {k: retrained[k] for k in VALIDATION_KEYS} == {k: tuned[k] for k in VALIDATION_KEYS}
+    assert validation_metrics(workdir / "from_config") == validation_metrics(trial_dir)
 
 
 def test_output_file_gets_the_config_and_stdout_the_values(

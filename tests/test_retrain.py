@@ -7,15 +7,7 @@ import pytest
 from optuna.trial import TrialState
 
 from allennlp_optuna import retrain
-from tests.conftest import CONFIG, TunedStudy, assert_command_refused, read_json, run_cli
-
-VALIDATION_KEYS = ("best_epoch", "best_validation_accuracy", "best_validation_loss", "validation_loss")
-
-
-def validation_metrics(serialization_dir: Path) -> dict:
-    metrics = read_json(serialization_dir / "metrics.json")
-    return {key: metrics[key] for key in VALIDATION_KEYS}
-
+from tests.conftest import CONFIG, TunedStudy, assert_command_refused, read_json, run_cli, validation_metrics
 
 def retrain_argv(tuned: TunedStudy, *extra: str) -> list:
     return ["retrain", str(CONFIG), "-s", "retrained", "--storage", tuned.storage, *extra]

@@ -288,8 +288,9 @@ def test_a_process_waiting_for_a_removed_lock_file_locks_the_new_one(tmp_path: P
     holder.acquire()
     waiting = threading.Thread(target=waiter.acquire)
     waiting.start()
-    time.sleep(0.2)
-    holder.remove()  # the waiter may get the old file first: it must move to the current one
+    time.sleep(0.2)  # the waiter now waits on the file's lock
+    os.remove(holder.path)  # as another process's remove() would, between two lockings
+    holder.release()  # the waiter gets the removed file's lock: it must move to the current file
     waiting.join(timeout=10)
 
     assert not waiting.is_alive()

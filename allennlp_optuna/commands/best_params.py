@@ -56,8 +56,8 @@ class BestParams(Subcommand):
 @exit_on_configuration_error("best-params")
 def best_params_from_args(args: argparse.Namespace) -> None:
     """Print the best values (or config) of the study the command line names."""
-    from allennlp_optuna.best import best_config, describe_trial, format_best_params, require_best_trial
-    from allennlp_optuna.config import write_config
+    from allennlp_optuna.best import describe_trial, format_best_params, require_best_trial
+    from allennlp_optuna.config import resolved_config, write_config
     from allennlp_optuna.study import load_existing_study
 
     if args.config_file is None and (args.output_file or args.overrides):
@@ -68,7 +68,7 @@ def best_params_from_args(args: argparse.Namespace) -> None:
     trial = require_best_trial(study)
     print(f"Best {describe_trial(study, trial)}", file=sys.stderr, flush=True)
     if args.config_file is not None:
-        config = best_config(args.config_file, study, args.overrides)
+        config = resolved_config(args.config_file, trial.params, args.overrides)
         if args.output_file is None:
             print(json.dumps(config, indent=2), flush=True)
             return

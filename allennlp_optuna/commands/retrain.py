@@ -60,16 +60,16 @@ class Retrain(Subcommand):
 @exit_on_configuration_error("retrain")
 def retrain_from_args(args: argparse.Namespace) -> None:
     """Run :func:`allennlp_optuna.retraining.retrain` with the command line's arguments."""
-    from allennlp_optuna.retraining import retrain, trial_to_retrain
+    from allennlp_optuna.retraining import retrain_trial, trial_to_retrain
     from allennlp_optuna.study import METRIC_ATTR, load_existing_study
 
     study = load_existing_study(args.study_name, args.storage)
     trial = trial_to_retrain(study, args.trial)
-    metrics = retrain(
+    metrics = retrain_trial(
         args.param_path,
         args.serialization_dir,
         study,
-        trial.number,
+        trial,
         recover=args.recover,
         force=args.force,
         overrides=args.overrides,

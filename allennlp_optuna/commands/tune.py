@@ -7,7 +7,6 @@ The config reads each hyperparameter with `std.extVar('name')`; the search-space
 how Optuna samples it. Trial N trains in `DIR/trial_N`; the study lives in `--storage`.
 """
 import argparse
-import json
 import os
 
 from allennlp.commands.subcommand import Subcommand
@@ -20,7 +19,7 @@ from allennlp_optuna.commands.options import (
 from allennlp_optuna.commands.worker_options import add_worker_arguments, worker_arguments
 from allennlp_optuna.errors import exit_on_configuration_error
 from allennlp_optuna.tuning import ARCHIVE_BEST, ARCHIVE_CHOICES
-from allennlp_optuna.workers import exit_on_interrupt
+from allennlp_optuna.workers import INTERRUPTED_MESSAGE
 
 
 @Subcommand.register("tune")
@@ -107,8 +106,7 @@ class Tune(Subcommand):
         return subparser
 
 
-@exit_on_configuration_error("tune")
-@exit_on_interrupt("tune")
+@exit_on_configuration_error("tune", interrupted=INTERRUPTED_MESSAGE)
 def tune_from_args(args: argparse.Namespace) -> None:
     """Run :func:`allennlp_optuna.tuning.tune` with the command line's arguments."""
     from allennlp_optuna.memory import exit_without_final_collection
