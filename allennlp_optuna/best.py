@@ -22,14 +22,11 @@ from allennlp.models.archival import CONFIG_NAME, archive_model
 from optuna.trial import FrozenTrial
 
 from allennlp_optuna.config import ext_var_value, resolved_config, write_config
-from allennlp_optuna.executor import SERIALIZATION_DIR_ATTR
 from allennlp_optuna.search_space import ParamValue
-from allennlp_optuna.study import METRIC_ATTR
 from allennlp_optuna.summary import best_trial, count_states, format_params
+from allennlp_optuna.trial_attrs import ARCHIVE_FILE, METRIC_ATTR, SERIALIZATION_DIR_ATTR
 
 logger = logging.getLogger(__name__)
-
-ARCHIVE_FILE = "model.tar.gz"
 
 FORMATS = ("plain", "json", "shell")
 """Output formats of ``allennlp best-params``; ``plain`` is the older plugin's ``name=value`` line."""

@@ -15,8 +15,8 @@ from typing import Any, Dict, List, Mapping, Optional, Union
 import _jsonnet
 from allennlp.common import Params
 from allennlp.common.checks import ConfigurationError
-from allennlp.common.params import _environment_variables
 
+from allennlp_optuna.compat import environment_variables
 from allennlp_optuna.errors import first_line
 from allennlp_optuna.search_space import ParamValue, SearchSpace
 
@@ -78,7 +78,7 @@ def check_config(config_file: str, search_space: SearchSpace) -> List[str]:
     """
     if not os.path.isfile(config_file):
         raise ConfigurationError(f"config file {config_file} does not exist")
-    environment = _environment_variables()
+    environment = environment_variables()
     sampled = ext_vars_for(search_space.example_values())
     ext_vars = {**environment, **sampled}
 

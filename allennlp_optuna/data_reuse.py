@@ -28,8 +28,10 @@ import pickle
 from contextlib import contextmanager
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
-from allennlp.common import Params, Registrable
+from allennlp.common import Params
 from allennlp.data import DatasetReader, Instance, Vocabulary
+
+from allennlp_optuna.compat import registry
 
 logger = logging.getLogger(__name__)
 
@@ -123,15 +125,15 @@ def reusing_data(params: Params, cache: DataCache = CACHE) -> Iterator[None]:
     try:
         yield
     finally:
-        for registry, name, original in reversed(swaps):
-            registry[name] = original
+        for entries, name, original in reversed(swaps):
+            entries[name] = original
 
 
 def _swap(base: type, name: str, entry: Tuple[type, Optional[str]]) -> Tuple[Dict[str, Any], str, Any]:
-    registry = Registrable._registry[base]
-    original = registry[name]
-    registry[name] = entry
-    return registry, name, original
+    entries = registry(base)
+    original = entries[name]
+    entries[name] = entry
+    return entries, name, original
 
 
 def _caching_reader_entry(
@@ -143,7 +145,7 @@ def _caching_reader_entry(
     into a new vocabulary (a ``LabelField`` with an id is skipped); so instances are shared
     only between trials with the same vocabulary configuration, which index them alike.
     """
-    reader_class, constructor = Registrable._registry[base][reader_config["type"]]
+    reader_class, constructor = registry(base)[reader_config["type"]]
     reader_key = _canonical(reader_config)
 
     def read(self: DatasetReader, file_path: Any) -> Iterable[Instance]:

@@ -18,14 +18,10 @@ import optuna
 from allennlp.common.checks import ConfigurationError
 from optuna.trial import FrozenTrial
 
+from allennlp_optuna.compat import distribution_contains, enqueued_by_optuna
 from allennlp_optuna.errors import read_json_file
 from allennlp_optuna.search_space import SearchSpace
-
-ENQUEUED_ATTR = "enqueued_from"
-"""Trial user attribute naming the values file an enqueued trial came from."""
-
-# Optuna's own system attribute on every enqueued trial (also those a script enqueued).
-_OPTUNA_FIXED_PARAMS = "fixed_params"
+from allennlp_optuna.trial_attrs import ENQUEUED_ATTR
 
 
 @dataclass(frozen=True)
@@ -62,11 +58,7 @@ def read_enqueued_values(path: str, search_space: SearchSpace) -> EnqueuedValues
         )
     for name, value in params.items():
         distribution = distributions[name]
-        try:
-            contained = distribution._contains(distribution.to_internal_repr(value))
-        except (ValueError, TypeError):
-            contained = False
-        if not contained:
+        if not distribution_contains(distribution, value):
             raise ConfigurationError(
                 f"--enqueue-trial file {path}: {name}={json.dumps(value)} is outside the search space "
                 f"({distribution}); change the value or widen the range"
@@ -89,6 +81,6 @@ def enqueued_from(trial: FrozenTrial) -> Optional[str]:
     """Where an enqueued trial's values came from (a file name, or ``"enqueue_trial"``); else ``None``."""
     if ENQUEUED_ATTR in trial.user_attrs:
         return str(trial.user_attrs[ENQUEUED_ATTR])
-    if _OPTUNA_FIXED_PARAMS in trial.system_attrs:
+    if enqueued_by_optuna(trial):
         return "enqueue_trial"
     return None

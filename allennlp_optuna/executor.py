@@ -23,23 +23,16 @@ from typing import Any, Dict, Iterator, List, Optional, Union
 
 import optuna
 from torch.multiprocessing import ProcessRaisedException
-from allennlp.commands import train as allennlp_train
 from allennlp.commands.train import train_model
 from allennlp.common import Params
 from allennlp.common.checks import ConfigurationError
 
+from allennlp_optuna.compat import archive_skipped
 from allennlp_optuna.config import load_params
 from allennlp_optuna.data_reuse import reusing_data
 from allennlp_optuna.memory import release_training_memory
 from allennlp_optuna.pruning import monitored_metric, raise_worker_failure, with_pruning_callback
-
-SERIALIZATION_DIR_ATTR = "serialization_dir"
-"""Trial user attribute holding the absolute path of the trial's serialization directory."""
-
-FAIL_REASON_ATTR = "fail_reason"
-"""Trial user attribute holding why a trial failed (the traceback, or what stopped it)."""
-
-METRICS_FILE = "metrics.json"
+from allennlp_optuna.trial_attrs import FAIL_REASON_ATTR, METRICS_FILE, SERIALIZATION_DIR_ATTR  # noqa: F401 (re-exported)
 
 
 class AllenNLPExecutor:
@@ -140,21 +133,6 @@ def read_metric(serialization_dir: str, metric: str) -> float:
             f"metric {metric!r} is not in {path}; choose --metrics from: {', '.join(numeric)}"
         )
     return float(metrics[metric])
-
-
-@contextmanager
-def archive_skipped() -> Iterator[None]:
-    """While open, ``train_model`` writes everything but ``model.tar.gz``."""
-    original = allennlp_train.archive_model
-
-    def skip(serialization_dir: str, **kwargs: Any) -> str:
-        return os.path.join(serialization_dir, "model.tar.gz")
-
-    allennlp_train.archive_model = skip
-    try:
-        yield
-    finally:
-        allennlp_train.archive_model = original
 
 
 @contextmanager

@@ -18,9 +18,9 @@ from typing import Iterator
 
 import optuna
 import torch
-from allennlp.common import cached_transformers
 from optuna.trial import FrozenTrial
 
+from allennlp_optuna.compat import clear_transformer_caches
 from allennlp_optuna.data_reuse import CACHE
 
 
@@ -30,7 +30,7 @@ def release_training_memory() -> None:
     AllenNLP caches pretrained transformers by name and hands the *same* module to the next
     model that asks; a later trial would start from an earlier trial's fine-tuned weights.
     """
-    cached_transformers._clear_caches()
+    clear_transformer_caches()
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

@@ -36,6 +36,7 @@ from allennlp.common.checks import ConfigurationError
 from allennlp.training import GradientDescentTrainer, TrainerCallback
 from optuna.trial import TrialState
 
+from allennlp_optuna.compat import has_pruner_argument, pruner_argument, rdb_storage, running_trial, study_storage, trial_id
 from allennlp_optuna.config import PRUNING_CALLBACK_TYPE, is_pruning_entry
 from allennlp_optuna.study import OptunaSettings
 
@@ -52,7 +53,7 @@ class TrialIdentity:
     Args:
         storage: the study's storage URL.
         study_name: the study's name.
-        trial_id: the trial's storage id (``trial._trial_id``, not its number).
+        trial_id: the trial's storage id (:func:`~allennlp_optuna.compat.trial_id`, not its number).
         pruner: the study's pruner as ``{"type": ..., "attributes": {...}}`` (see
             :func:`pruner_spec`); a storage does not keep the pruner.
     """
@@ -71,7 +72,7 @@ class TrialIdentity:
             sampler=optuna.samplers.RandomSampler(),
             pruner=OptunaSettings.from_dict({"pruner": self.pruner}).pruner if self.pruner else None,
         )
-        frozen = study._storage.get_trial(self.trial_id)
+        frozen = study_storage(study).get_trial(self.trial_id)
         if frozen.state != TrialState.RUNNING:
             logger.warning(
                 "Trial %d of study %r is %s, not running; the %r callback will not prune this training.",
@@ -81,7 +82,7 @@ class TrialIdentity:
                 PRUNING_CALLBACK_TYPE,
             )
             return None
-        return optuna.trial.Trial(study, self.trial_id)
+        return running_trial(study, self.trial_id)
 
 
 @TrainerCallback.register(PRUNING_CALLBACK_TYPE, constructor="from_trial_identity")
@@ -222,9 +223,9 @@ def pruner_spec(pruner: optuna.pruners.BasePruner) -> Dict[str, Any]:
         )
     attributes: Dict[str, Any] = {}
     for name in inspect.signature(cls).parameters:
-        if not hasattr(pruner, f"_{name}"):
+        if not has_pruner_argument(pruner, name):
             raise ConfigurationError(f"cannot read argument {name!r} of {cls.__name__} (optuna {optuna.__version__})")
-        value = getattr(pruner, f"_{name}")
+        value = pruner_argument(pruner, name)
         if isinstance(value, optuna.pruners.BasePruner):
             value = pruner_spec(value)
         elif isinstance(value, float) and math.isinf(value):
@@ -266,7 +267,7 @@ def with_pruning_callback(params: Params, trial: optuna.Trial, monitor: str, add
         "monitor": monitor,
         "storage": _storage_url(trial.study),
         "study_name": trial.study.study_name,
-        "trial_id": trial._trial_id,
+        "trial_id": trial_id(trial),
         "pruner": pruner_spec(trial.study.pruner),
     }
     for entry in entries:
@@ -282,9 +283,7 @@ def with_pruning_callback(params: Params, trial: optuna.Trial, monitor: str, add
 
 
 def _storage_url(study: optuna.Study) -> str:
-    storage = study._storage  # Optuna has no public accessor for a study's storage
-    if isinstance(storage, optuna.storages._CachedStorage):
-        storage = storage._backend
+    storage = rdb_storage(study)
     if not isinstance(storage, optuna.storages.RDBStorage):
         raise ConfigurationError(
             f"the {PRUNING_CALLBACK_TYPE} callback reaches its trial through the study's storage, but study "

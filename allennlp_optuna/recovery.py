@@ -16,7 +16,6 @@ WAITING copy of the trial's parameters; the next trial any worker asks for is th
 ``trial_M`` directory; the failed trial's directory is left as it was.
 """
 import copy
-import inspect
 import logging
 import os
 import socket
@@ -27,12 +26,16 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from allennlp_optuna.executor import FAIL_REASON_ATTR, SERIALIZATION_DIR_ATTR
+from allennlp_optuna.compat import (
+    RetryCallbackBase,
+    stale_trial_callback,
+    stale_trial_callback_argument,
+    study_storage,
+    trial_id,
+)
+from allennlp_optuna.trial_attrs import FAIL_REASON_ATTR, SERIALIZATION_DIR_ATTR, WORKER_ATTR
 
 logger = logging.getLogger(__name__)
-
-WORKER_ATTR = "allennlp_optuna:worker"
-"""Trial system attribute ``{"host", "pid", "started"}``: the process that runs the trial."""
 
 DEFAULT_HEARTBEAT_INTERVAL = 60
 """Seconds between heartbeats; a trial is stale after twice this (Optuna's default grace period)."""
@@ -41,12 +44,7 @@ DEFAULT_HEARTBEAT_INTERVAL = 60
 # own worker and trains in its own directory.
 _NOT_INHERITED_USER_ATTRS = (SERIALIZATION_DIR_ATTR, FAIL_REASON_ATTR)
 
-_RetryBase: Any = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or getattr(
-    optuna.storages, "RetryFailedTrialCallback"
-)
-
-
-class RetryCallback(_RetryBase):  # type: ignore[misc, valid-type]
+class RetryCallback(RetryCallbackBase):  # type: ignore[misc, valid-type]
     """Optuna's retry callback, leaving out the failed trial's worker and directory.
 
     Args:
@@ -65,7 +63,7 @@ def retried_trial_number(trial: FrozenTrial) -> Optional[int]:
     """The number of the failed trial that ``trial`` retries, or ``None`` if it is no retry."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return _RetryBase.retried_trial_number(trial)
+        return RetryCallbackBase.retried_trial_number(trial)
 
 
 def recoverable_storage(
@@ -89,13 +87,8 @@ def recoverable_storage(
             url,
             engine_kwargs=engine_kwargs,
             heartbeat_interval=heartbeat_interval,
-            **{_callback_argument(): RetryCallback(max_retry=max_retry)},
+            **{stale_trial_callback_argument(): RetryCallback(max_retry=max_retry)},
         )
-
-
-def _callback_argument() -> str:
-    parameters = inspect.signature(RDBStorage).parameters
-    return "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in parameters else "failed_trial_callback"
 
 
 def this_worker() -> Dict[str, Union[str, int, None]]:
@@ -106,7 +99,7 @@ def this_worker() -> Dict[str, Union[str, int, None]]:
 
 def record_worker(trial: optuna.Trial) -> None:
     """Record on ``trial`` that this process runs it."""
-    trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, this_worker())
+    trial.storage.set_trial_system_attr(trial_id(trial), WORKER_ATTR, this_worker())
 
 
 def _process_start_time(pid: int) -> Optional[int]:
@@ -155,7 +148,7 @@ def fail_orphaned_trials(study: optuna.Study, cause: str = "") -> List[int]:
     Returns:
         The numbers of the trials this call failed.
     """
-    storage = study._storage
+    storage = study_storage(study)
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if not is_orphaned(trial):
@@ -165,9 +158,9 @@ def fail_orphaned_trials(study: optuna.Study, cause: str = "") -> List[int]:
         if not _fail(storage, trial, reason):
             continue  # another worker failed it first
         failed.append(trial.number)
-        callback = _stale_trial_callback(storage)
+        callback = stale_trial_callback(storage)
         if callback is not None:
-            callback(study, copy.deepcopy(storage.get_trial(trial._trial_id)))
+            callback(study, copy.deepcopy(storage.get_trial(trial_id(trial))))
         else:
             logger.warning("Trial %d was left RUNNING by a dead worker; it is FAIL now.", trial.number)
     return failed
@@ -185,7 +178,7 @@ def fail_trials_of_this_process(study: optuna.Study) -> List[int]:
         worker = trial.system_attrs.get(WORKER_ATTR)
         if isinstance(worker, dict) and (worker.get("host"), worker.get("pid")) == (me["host"], me["pid"]):
             reason = "KeyboardInterrupt: stopped by Ctrl-C or SIGTERM; rerun tune with --skip-if-exists to resume"
-            if _fail(study._storage, trial, reason):
+            if _fail(study_storage(study), trial, reason):
                 failed.append(trial.number)
     return failed
 
@@ -194,14 +187,8 @@ def _fail(storage: Any, trial: FrozenTrial, reason: str) -> bool:
     """Record a RUNNING trial as FAIL with ``reason``; ``False`` if it had finished meanwhile."""
     try:
         if FAIL_REASON_ATTR not in trial.user_attrs:
-            storage.set_trial_user_attr(trial._trial_id, FAIL_REASON_ATTR, reason)
-        return bool(storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL))
+            storage.set_trial_user_attr(trial_id(trial), FAIL_REASON_ATTR, reason)
+        return bool(storage.set_trial_state_values(trial_id(trial), state=TrialState.FAIL))
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
 
-
-def _stale_trial_callback(storage: Any) -> Any:
-    getter = getattr(storage, "get_heartbeat_stale_trial_callback", None) or getattr(
-        storage, "get_failed_trial_callback", None
-    )
-    return getter() if getter is not None else None

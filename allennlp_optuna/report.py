@@ -32,11 +32,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from allennlp_optuna.enqueue import enqueued_from
-from allennlp_optuna.executor import FAIL_REASON_ATTR, SERIALIZATION_DIR_ATTR
 from allennlp_optuna.expected_performance import expected_best_curve
 from allennlp_optuna.progress import format_seconds
-from allennlp_optuna.study import METRIC_ATTR
 from allennlp_optuna.summary import summarize
+from allennlp_optuna.trial_attrs import FAIL_REASON_ATTR, METRIC_ATTR, SERIALIZATION_DIR_ATTR
 
 logger = logging.getLogger(__name__)
 

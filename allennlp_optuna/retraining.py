@@ -17,9 +17,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from allennlp_optuna.best import describe_trial, require_best_trial
 from allennlp_optuna.config import resolved_config
-from allennlp_optuna.executor import METRICS_FILE, SERIALIZATION_DIR_ATTR
 from allennlp_optuna.memory import release_training_memory
-from allennlp_optuna.study import CONFIG_ATTR
+from allennlp_optuna.trial_attrs import CONFIG_ATTR, METRICS_FILE, SERIALIZATION_DIR_ATTR
 
 logger = logging.getLogger(__name__)
 

@@ -25,15 +25,13 @@ import optuna
 from allennlp.common.checks import ConfigurationError
 
 from allennlp_optuna.errors import first_line, read_json_file
+from allennlp_optuna.trial_attrs import CONFIG_ATTR, METRIC_ATTR  # noqa: F401 (re-exported)
 
 DEFAULT_STORAGE = "sqlite:///allennlp_optuna.db"
 """An SQLite file ``allennlp_optuna.db`` in the current directory, as the older plugin used."""
 
 _MINIMIZED_WORDS = {"loss", "perplexity", "ppl", "error", "err", "mse", "mae", "rmse", "wer", "cer"}
 
-# Study user attributes that later commands (best-params, retrain, reports) read back.
-METRIC_ATTR = "metrics"
-CONFIG_ATTR = "config_file"
 
 
 def infer_direction(metric: str) -> str:

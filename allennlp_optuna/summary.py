@@ -5,8 +5,7 @@ from typing import List, Optional, Sequence
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from allennlp_optuna.executor import SERIALIZATION_DIR_ATTR
-from allennlp_optuna.study import METRIC_ATTR
+from allennlp_optuna.trial_attrs import METRIC_ATTR, SERIALIZATION_DIR_ATTR
 
 
 def best_trial(study: optuna.Study) -> Optional[FrozenTrial]:

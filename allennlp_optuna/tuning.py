@@ -17,7 +17,7 @@ from allennlp.common.util import import_module_and_submodules
 from allennlp_optuna.best import archive_best_trial
 from allennlp_optuna.config import check_config, load_params
 from allennlp_optuna.enqueue import enqueue_trials, read_enqueued_values
-from allennlp_optuna.executor import FAIL_REASON_ATTR, SERIALIZATION_DIR_ATTR, AllenNLPExecutor
+from allennlp_optuna.executor import AllenNLPExecutor
 from allennlp_optuna.memory import TrialMemory, frozen_between_trials
 from allennlp_optuna.progress import ProgressLine
 from allennlp_optuna.pruning import plan_pruning
@@ -25,14 +25,13 @@ from allennlp_optuna.report import ReportWriter
 from allennlp_optuna.recovery import DEFAULT_HEARTBEAT_INTERVAL
 from allennlp_optuna.search_space import SearchSpace
 from allennlp_optuna.study import (
-    CONFIG_ATTR,
     DEFAULT_STORAGE,
-    METRIC_ATTR,
     OptunaSettings,
     create_or_join_study,
     default_study_name,
     infer_direction,
 )
+from allennlp_optuna.trial_attrs import CONFIG_ATTR, FAIL_REASON_ATTR, METRIC_ATTR, SERIALIZATION_DIR_ATTR
 from allennlp_optuna.workers import plan_workers, run_workers
 
 logger = logging.getLogger(__name__)

@@ -40,13 +40,12 @@ from allennlp_optuna.recovery import (
     recoverable_storage,
     record_worker,
 )
+from allennlp_optuna.compat import storage_engine
 from allennlp_optuna.errors import INTERRUPTED_EXIT_CODE
 from allennlp_optuna.study import OptunaSettings
+from allennlp_optuna.trial_attrs import OVER_BUDGET_ATTR
 
 logger = logging.getLogger(__name__)
-
-OVER_BUDGET_ATTR = "over_budget"
-"""Trial user attribute of a trial that lost the race for the last place in ``--max-trials``."""
 
 INTERRUPTED_MESSAGE = (
     "interrupted; running trials were recorded as FAIL, finished ones are kept. "
@@ -475,8 +474,7 @@ def worker_context() -> Any:
 
 def release_connections(study: optuna.Study) -> None:
     """Close the pooled database connections of ``study``'s storage (it reconnects when used)."""
-    backend = getattr(study._storage, "_backend", study._storage)
-    engine = getattr(backend, "engine", None)
+    engine = storage_engine(study)
     if engine is not None:
         engine.dispose()
 

@@ -61,7 +61,8 @@ class Retrain(Subcommand):
 def retrain_from_args(args: argparse.Namespace) -> None:
     """Run :func:`allennlp_optuna.retraining.retrain` with the command line's arguments."""
     from allennlp_optuna.retraining import retrain_trial, trial_to_retrain
-    from allennlp_optuna.study import METRIC_ATTR, load_existing_study
+    from allennlp_optuna.study import load_existing_study
+    from allennlp_optuna.trial_attrs import METRIC_ATTR
 
     study = load_existing_study(args.study_name, args.storage)
     trial = trial_to_retrain(study, args.trial)

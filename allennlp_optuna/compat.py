@@ -1,0 +1,189 @@
+"""Every use of Optuna's and AllenNLP's private names, and of their version differences, in one place.
+
+Each function says which internal it reaches and why no public API serves. A new Optuna or
+AllenNLP release can break only this module, and ``tests/test_compat.py`` names the library and
+version when it does. Nothing else in the package may use a private name of either library.
+
+AllenNLP is imported inside the functions that need it, so that importing this module (as the
+summary and the report do through their callers) stays cheap.
+"""
+import contextlib
+import os
+from typing import Any, Dict, Iterator, Optional, Type, Union
+
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.trial import FrozenTrial
+
+# --- Optuna: storages and trial identity ------------------------------------------------------
+
+
+def study_storage(study: optuna.Study) -> optuna.storages.BaseStorage:
+    """The storage a study reads and writes.
+
+    Optuna has no public accessor for a study's storage (``Trial.storage`` exists, but only
+    inside a trial); failing a trial from outside its objective (a dead worker's, an interrupted
+    one) needs the storage's ``set_trial_state_values``.
+    """
+    return study._storage
+
+
+def trial_id(trial: Union[optuna.Trial, FrozenTrial]) -> int:
+    """The storage's id of a trial (not its number).
+
+    Every ``BaseStorage`` method takes this id and neither ``Trial`` nor ``FrozenTrial`` has a
+    public property for it; a spawned training process finds its trial by it.
+    """
+    return trial._trial_id
+
+
+def running_trial(study: optuna.Study, trial_id: int) -> optuna.Trial:
+    """A live ``Trial`` for the RUNNING trial ``trial_id`` of ``study``, in another process.
+
+    Optuna builds ``Trial`` objects itself (``study.ask``) and documents no way to rebuild one
+    from its id; distributed training workers need one to report to the trial.
+    """
+    return optuna.trial.Trial(study, trial_id)
+
+
+def rdb_storage(study: optuna.Study) -> optuna.storages.BaseStorage:
+    """The study's storage without Optuna's cache wrapper (an ``RDBStorage`` for URL storages).
+
+    ``optuna.storages.get_storage`` wraps an ``RDBStorage`` in the private ``_CachedStorage``;
+    its URL (for training processes) and SQLAlchemy engine (to close pooled connections before
+    starting worker processes) are only on the wrapped ``_backend``.
+    """
+    storage = study_storage(study)
+    if isinstance(storage, optuna.storages._CachedStorage):
+        storage = storage._backend
+    return storage
+
+
+def pruner_argument(pruner: optuna.pruners.BasePruner, name: str) -> Any:
+    """The value ``pruner`` was built with for its constructor argument ``name``.
+
+    Optuna's pruners keep their arguments as private ``_name`` attributes and have no public
+    getters; a spawned training process rebuilds an equal pruner from them.
+
+    Raises:
+        AttributeError: when this Optuna version keeps the argument under another name.
+    """
+    return getattr(pruner, f"_{name}")
+
+
+def has_pruner_argument(pruner: optuna.pruners.BasePruner, name: str) -> bool:
+    """Whether :func:`pruner_argument` can read ``name`` from ``pruner``."""
+    return hasattr(pruner, f"_{name}")
+
+
+def distribution_contains(distribution: BaseDistribution, value: Any) -> bool:
+    """Whether ``value`` (external representation) lies inside ``distribution``.
+
+    Optuna's distributions check this with the private ``_contains``; the public alternative,
+    ``check_distribution_compatibility``, compares two distributions, not a value.
+    """
+    try:
+        return bool(distribution._contains(distribution.to_internal_repr(value)))
+    except (ValueError, TypeError):
+        return False
+
+
+_OPTUNA_FIXED_PARAMS = "fixed_params"
+
+
+def enqueued_by_optuna(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` came from ``Study.enqueue_trial`` (also one a user's script enqueued).
+
+    Optuna marks enqueued trials with its own ``fixed_params`` system attribute and offers no
+    public way to ask.
+    """
+    return _OPTUNA_FIXED_PARAMS in trial.system_attrs
+
+
+# --- Optuna: names that differ between the supported versions (3.x to 5.x) --------------------
+
+RetryCallbackBase: Any = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or getattr(
+    optuna.storages, "RetryFailedTrialCallback"
+)
+"""Optuna's retry callback for stale trials: ``RetryHeartbeatStaleTrialCallback`` in Optuna 5,
+``RetryFailedTrialCallback`` before."""
+
+
+def stale_trial_callback_argument() -> str:
+    """The ``RDBStorage`` keyword that takes the stale-trial callback in this Optuna version."""
+    import inspect
+
+    parameters = inspect.signature(optuna.storages.RDBStorage).parameters
+    return "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in parameters else "failed_trial_callback"
+
+
+def stale_trial_callback(storage: Any) -> Any:
+    """The stale-trial callback a storage was built with (``None`` if none), in any supported version."""
+    getter = getattr(storage, "get_heartbeat_stale_trial_callback", None) or getattr(
+        storage, "get_failed_trial_callback", None
+    )
+    return getter() if getter is not None else None
+
+
+# --- AllenNLP ---------------------------------------------------------------------------------
+
+
+def registry(base: Type[Any]) -> Dict[str, Any]:
+    """AllenNLP's registry of ``base``'s subclasses: ``name -> (class, constructor)``, writable.
+
+    ``Registrable.register(name, exist_ok=True)`` can overwrite an entry, but it logs an INFO
+    line each time, into every trial's ``out.log``; data reuse swaps entries for each trial and
+    puts the originals back, so it works on the registry itself.
+    """
+    from allennlp.common import Registrable
+
+    return Registrable._registry[base]
+
+
+def environment_variables() -> Dict[str, str]:
+    """The environment as ``Params.from_file`` passes it to Jsonnet (non-encodable values dropped).
+
+    AllenNLP's filter is the private ``allennlp.common.params._environment_variables``; checking a
+    config must see exactly the ext vars that training will see.
+    """
+    from allennlp.common.params import _environment_variables
+
+    return _environment_variables()
+
+
+def clear_transformer_caches() -> None:
+    """Empty AllenNLP's cache of pretrained transformers and tokenizers.
+
+    AllenNLP hands the cached module to the next model asking for the same name; only the
+    private ``cached_transformers._clear_caches`` empties it, and without it a trial would start
+    from an earlier trial's fine-tuned weights.
+    """
+    from allennlp.common import cached_transformers
+
+    cached_transformers._clear_caches()
+
+
+@contextlib.contextmanager
+def archive_skipped() -> Iterator[None]:
+    """While open, AllenNLP's ``train_model`` writes everything but ``model.tar.gz``.
+
+    ``train_model`` always archives and has no option to skip it; it calls the module-level
+    ``allennlp.commands.train.archive_model``, which is swapped for a no-op while this is open.
+    """
+    from allennlp.commands import train as allennlp_train
+
+    original = allennlp_train.archive_model
+
+    def skip(serialization_dir: str, **kwargs: Any) -> str:
+        return os.path.join(serialization_dir, "model.tar.gz")
+
+    allennlp_train.archive_model = skip
+    try:
+        yield
+    finally:
+        allennlp_train.archive_model = original
+
+
+def storage_engine(study: optuna.Study) -> Optional[Any]:
+    """The SQLAlchemy engine of a study's RDB storage, or ``None`` for other storages."""
+    return getattr(rdb_storage(study), "engine", None)

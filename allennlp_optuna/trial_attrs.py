@@ -1,0 +1,38 @@
+"""Names that several modules read back from a study: trial and study attributes, file names.
+
+They live here, with no import beyond the standard library, so that a module that only needs a
+name (the summary, the report, the progress line) does not import torch or AllenNLP's trainer
+to learn a string. Changing a value here changes what existing studies are read with: these
+names are stored in users' databases.
+"""
+
+# Trial user attributes.
+SERIALIZATION_DIR_ATTR = "serialization_dir"
+"""Trial user attribute holding the absolute path of the trial's serialization directory."""
+
+FAIL_REASON_ATTR = "fail_reason"
+"""Trial user attribute holding why a trial failed (the traceback, or what stopped it)."""
+
+ENQUEUED_ATTR = "enqueued_from"
+"""Trial user attribute naming the values file an enqueued trial came from."""
+
+OVER_BUDGET_ATTR = "over_budget"
+"""Trial user attribute of a trial that lost the race for the last place in ``--max-trials``."""
+
+# Trial system attributes.
+WORKER_ATTR = "allennlp_optuna:worker"
+"""Trial system attribute ``{"host", "pid", "started"}``: the process that runs the trial."""
+
+# Study user attributes that later commands (best-params, retrain, reports) read back.
+METRIC_ATTR = "metrics"
+"""Study user attribute: the ``metrics.json`` key the study optimizes."""
+
+CONFIG_ATTR = "config_file"
+"""Study user attribute: the absolute path of the config the study's trials trained with."""
+
+# Files in a trial's serialization directory.
+METRICS_FILE = "metrics.json"
+"""What AllenNLP's ``train_model`` writes the final metrics to; a trial's value comes from it."""
+
+ARCHIVE_FILE = "model.tar.gz"
+"""A trained model's archive, as ``allennlp train`` writes it."""

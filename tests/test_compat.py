@@ -1,0 +1,130 @@
+"""The library internals that `allennlp_optuna.compat` relies on are still there and still behave.
+
+Each assertion names the library and its version: when a new Optuna or AllenNLP release moves an
+internal, this file says which one, before a study breaks in the middle of a run.
+"""
+import os
+from pathlib import Path
+
+import optuna
+import pytest
+from allennlp.common import Registrable, cached_transformers
+from allennlp.data import DatasetReader
+from allennlp.version import VERSION as ALLENNLP_VERSION
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from allennlp_optuna import compat
+
+pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+
+OPTUNA = f"optuna {optuna.__version__}"
+ALLENNLP = f"allennlp {ALLENNLP_VERSION}"
+
+
+@pytest.fixture
+def rdb_study(tmp_path: Path) -> optuna.Study:
+    return optuna.create_study(storage=f"sqlite:///{tmp_path / 'compat.db'}", study_name="compat")
+
+
+def test_a_study_storage_and_trial_ids_reach_the_storage(rdb_study: optuna.Study) -> None:
+    trial = rdb_study.ask()
+    storage = compat.study_storage(rdb_study)
+
+    assert isinstance(storage, optuna.storages.BaseStorage), f"{OPTUNA}: Study._storage is no storage"
+    assert storage.get_trial(compat.trial_id(trial)).number == trial.number, f"{OPTUNA}: Trial._trial_id changed"
+    frozen = rdb_study.trials[0]
+    assert compat.trial_id(frozen) == compat.trial_id(trial), f"{OPTUNA}: FrozenTrial._trial_id changed"
+    rebuilt = compat.running_trial(rdb_study, compat.trial_id(trial))
+    assert rebuilt.number == trial.number, f"{OPTUNA}: Trial(study, trial_id) no longer rebuilds a trial"
+
+
+def test_an_rdb_storage_is_found_behind_optunas_cache(rdb_study: optuna.Study, tmp_path: Path) -> None:
+    storage = compat.rdb_storage(rdb_study)
+
+    assert isinstance(storage, optuna.storages.RDBStorage), f"{OPTUNA}: _CachedStorage._backend is gone"
+    assert storage.url == f"sqlite:///{tmp_path / 'compat.db'}", f"{OPTUNA}: RDBStorage.url changed"
+    assert compat.storage_engine(rdb_study) is not None, f"{OPTUNA}: RDBStorage.engine is gone"
+    assert compat.storage_engine(optuna.create_study()) is None  # in memory: nothing to close
+
+
+def test_pruner_arguments_are_readable() -> None:
+    pruner = optuna.pruners.PatientPruner(optuna.pruners.MedianPruner(n_startup_trials=3), patience=2)
+
+    assert compat.has_pruner_argument(pruner, "patience"), f"{OPTUNA}: PatientPruner._patience is gone"
+    assert compat.pruner_argument(pruner, "patience") == 2, f"{OPTUNA}: PatientPruner._patience changed"
+    wrapped = compat.pruner_argument(pruner, "wrapped_pruner")
+    assert compat.pruner_argument(wrapped, "n_startup_trials") == 3, f"{OPTUNA}: MedianPruner arguments changed"
+
+
+@pytest.mark.parametrize(
+    "distribution, inside, outside",
+    [
+        (IntDistribution(1, 10, step=3), 4, 5),
+        (FloatDistribution(0.1, 1.0, log=True), 0.5, 2.0),
+        (CategoricalDistribution(["adam", "sgd"]), "sgd", "rmsprop"),
+    ],
+)
+def test_distributions_tell_whether_they_contain_a_value(distribution, inside, outside) -> None:  # type: ignore[no-untyped-def]
+    assert compat.distribution_contains(distribution, inside), f"{OPTUNA}: {type(distribution).__name__}._contains changed"
+    assert not compat.distribution_contains(distribution, outside), f"{OPTUNA}: {type(distribution).__name__}._contains changed"
+
+
+def test_enqueued_trials_are_recognised() -> None:
+    study = optuna.create_study()
+    study.enqueue_trial({"x": 1.0})
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 2), n_trials=2)
+
+    enqueued, sampled = study.trials
+    assert compat.enqueued_by_optuna(enqueued), f"{OPTUNA}: enqueued trials no longer carry 'fixed_params'"
+    assert not compat.enqueued_by_optuna(sampled)
+
+
+def test_the_retry_callback_and_its_storage_argument_exist(tmp_path: Path) -> None:
+    callback = compat.RetryCallbackBase(max_retry=1)
+    storage = optuna.storages.RDBStorage(
+        f"sqlite:///{tmp_path / 'retry.db'}",
+        heartbeat_interval=60,
+        **{compat.stale_trial_callback_argument(): callback},
+    )
+
+    assert compat.stale_trial_callback(storage) is callback, f"{OPTUNA}: the stale-trial callback getter changed"
+    assert hasattr(compat.RetryCallbackBase, "retried_trial_number"), f"{OPTUNA}: retried_trial_number is gone"
+
+
+def test_allennlp_registries_are_writable_and_shared() -> None:
+    entries = compat.registry(DatasetReader)
+
+    assert entries is Registrable._registry[DatasetReader], f"{ALLENNLP}: Registrable._registry changed"
+    assert entries["text_classification_json"][0] is DatasetReader.by_name("text_classification_json"), (
+        f"{ALLENNLP}: registry entries are no longer (class, constructor)"
+    )
+
+
+def test_allennlp_sees_the_environment_through_the_private_filter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALLENNLP_OPTUNA_COMPAT", "seen")
+
+    assert compat.environment_variables()["ALLENNLP_OPTUNA_COMPAT"] == "seen", (
+        f"{ALLENNLP}: allennlp.common.params._environment_variables changed"
+    )
+
+
+def test_transformer_caches_are_cleared() -> None:
+    cached_transformers._model_cache[("compat", True, None, False, None)] = object()  # type: ignore[index]
+
+    compat.clear_transformer_caches()
+
+    assert not cached_transformers._model_cache, f"{ALLENNLP}: cached_transformers._clear_caches changed"
+
+
+def test_train_model_archives_through_a_swappable_module_name(tmp_path: Path) -> None:
+    from allennlp.commands import train as allennlp_train
+
+    original = allennlp_train.archive_model
+    with compat.archive_skipped():
+        skipped = allennlp_train.archive_model(str(tmp_path))
+
+    assert allennlp_train.archive_model is original
+    assert skipped == os.path.join(str(tmp_path), "model.tar.gz") and not os.path.exists(skipped)
+    assert "archive_model(" in open(allennlp_train.__file__, encoding="utf-8").read(), (
+        f"{ALLENNLP}: train_model no longer calls allennlp.commands.train.archive_model"
+    )
