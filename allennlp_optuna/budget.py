@@ -13,22 +13,33 @@ finished, running or queued leave room (:meth:`StudyBudget.has_room`); workers o
 take turns for that check and the ``ask`` (:class:`AskLock`). Workers on different machines can
 still race; the trial that loses is admitted by its number (:meth:`StudyBudget.admits`) and
 ends FAIL before it samples anything.
+
+Both the in-process loop (Optuna's own ``study.optimize``) and each worker process's loop go
+through one :class:`TrialGate`: it waits for room before a trial starts and admits (or ends) the
+trial once it has its number.
 """
 import fcntl
 import hashlib
 import multiprocessing
 import os
 import tempfile
-from typing import IO, Any, Optional
+import time
+from typing import IO, Any, Callable, Optional
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
+
+from allennlp_optuna.recovery import fail_orphaned_trials, fail_stale_trials, record_worker
+from allennlp_optuna.trial_attrs import OVER_BUDGET_ATTR
 
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
 """Trial states that use up the study-wide budget."""
 
 RESERVED = (TrialState.RUNNING, TrialState.WAITING)
 """Trial states that may still use up the budget."""
+
+BUDGET_POLL_SECONDS = 1.0
+"""How often a worker waiting for room in the budget looks again."""
 
 
 class OverBudget(Exception):
@@ -76,6 +87,69 @@ class StudyBudget:
             if t.number < trial_number
         ]
         return len(before) < self.max_trials
+
+
+class TrialGate:
+    """What every loop checks around each trial: ``--max-trials``, ``--timeout`` and dead workers.
+
+    Before a trial starts (:meth:`wait_for_room`), trials of dead workers on this host are failed
+    (their retries queued) and the trial waits while the study-wide budget is taken by running
+    trials. Once a trial has its number (:meth:`guard`), the process records itself as the
+    trial's worker and the budget admits the trial, or ends it FAIL with :data:`OVER_BUDGET_ATTR`.
+    As an Optuna study callback it stops ``study.optimize`` when no further trial may start.
+
+    Args:
+        max_trials: the study-wide budget (``None``: none).
+        deadline: ``time.time()`` after which no trial starts (``None``: none).
+    """
+
+    def __init__(self, max_trials: Optional[int], deadline: Optional[float] = None) -> None:
+        self.budget = None if max_trials is None else StudyBudget(max_trials)
+        self.deadline = deadline
+
+    def wait_for_room(self, study: optuna.Study, lock: Optional["AskLock"] = None) -> bool:
+        """Wait until a new trial may start; ``False`` when the budget is spent or the deadline passed.
+
+        With ``lock``, it is held when this returns ``True`` (the caller asks for the trial, then
+        releases it), so that workers of this host take turns for the last places.
+        """
+        while self.deadline is None or time.time() < self.deadline:
+            fail_orphaned_trials(study)
+            if self.budget is not None and self.budget.reached(study):
+                return False
+            if lock is not None:
+                lock.acquire()
+            if self.budget is None or self.budget.has_room(study):
+                return True
+            if lock is not None:
+                lock.release()
+            fail_stale_trials(study)
+            time.sleep(BUDGET_POLL_SECONDS)
+        return False
+
+    def guard(
+        self, objective: Callable[[optuna.Trial], float], lock: Optional["AskLock"] = None
+    ) -> Callable[[optuna.Trial], float]:
+        """``objective`` as the loop runs it: record the worker, release ``lock``, admit the trial."""
+
+        def guarded(trial: optuna.Trial) -> float:
+            record_worker(trial)
+            if lock is not None:
+                lock.release()
+            if self.budget is not None and not self.budget.admits(trial.study, trial.number):
+                trial.set_user_attr(
+                    OVER_BUDGET_ATTR,
+                    f"not run: another worker took the last place of --max-trials {self.budget.max_trials} first",
+                )
+                raise OverBudget()
+            return objective(trial)
+
+        return guarded
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """After each trial of ``study.optimize``: stop it when no further trial may start."""
+        if not self.wait_for_room(study):
+            study.stop()
 
 
 class TrialTickets:

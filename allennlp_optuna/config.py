@@ -10,7 +10,7 @@ import logging
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import _jsonnet
 from allennlp.common import Params
@@ -82,14 +82,7 @@ def check_config(config_file: str, search_space: SearchSpace) -> List[str]:
     sampled = ext_vars_for(search_space.example_values())
     ext_vars = {**environment, **sampled}
 
-    missing: List[str] = []
-    error = _evaluate(config_file, ext_vars)
-    while error is not None:
-        match = _UNDEFINED_EXT_VAR.search(error)
-        if match is None or match.group(1) in missing:
-            break
-        missing.append(match.group(1))
-        error = _evaluate(config_file, {**ext_vars, **{name: _PLACEHOLDER for name in missing}})
+    missing, error = _undefined_ext_vars(config_file, ext_vars)
     if missing:
         raise ConfigurationError(
             f"{config_file} reads std.extVar {', '.join(repr(m) for m in missing)}, which neither "
@@ -101,15 +94,7 @@ def check_config(config_file: str, search_space: SearchSpace) -> List[str]:
             f"cannot evaluate {config_file} with {json.dumps(sampled)}: {first_line(RuntimeError(error))}"
         )
 
-    # One evaluation per name, without it: those that still evaluate never read it. _jsonnet
-    # releases the GIL, so the evaluations run side by side on the machine's cores.
-    names = search_space.names
-    def without(name: str) -> Optional[str]:
-        return _evaluate(config_file, {k: v for k, v in ext_vars.items() if k != name})
-
-    with ThreadPoolExecutor(max_workers=max(1, min(len(names), os.cpu_count() or 1))) as pool:
-        errors = list(pool.map(without, names))
-    unused = [name for name, error in zip(names, errors) if error is None]
+    unused = _unread_names(config_file, ext_vars, search_space.names)
     for name in unused:
         logger.warning(
             "Search-space hyperparameter %r is never read by %s (no std.extVar(%r)); "
@@ -119,6 +104,35 @@ def check_config(config_file: str, search_space: SearchSpace) -> List[str]:
             name,
         )
     return unused
+
+
+def _undefined_ext_vars(config_file: str, ext_vars: Dict[str, str]) -> Tuple[List[str], Optional[str]]:
+    """The ``std.extVar`` names the config reads that ``ext_vars`` lacks, and the error left once they are given.
+
+    Jsonnet reports one undefined variable at a time: each is given a placeholder and the config
+    evaluated again, until another error or none.
+    """
+    missing: List[str] = []
+    error = _evaluate(config_file, ext_vars)
+    while error is not None:
+        match = _UNDEFINED_EXT_VAR.search(error)
+        if match is None or match.group(1) in missing:
+            break
+        missing.append(match.group(1))
+        error = _evaluate(config_file, {**ext_vars, **{name: _PLACEHOLDER for name in missing}})
+    return missing, error
+
+
+def _unread_names(config_file: str, ext_vars: Dict[str, str], names: List[str]) -> List[str]:
+    """The ``names`` the config never reads: it still evaluates without them."""
+
+    def without(name: str) -> Optional[str]:
+        return _evaluate(config_file, {k: v for k, v in ext_vars.items() if k != name})
+
+    # _jsonnet releases the GIL, so the evaluations run side by side on the machine's cores.
+    with ThreadPoolExecutor(max_workers=max(1, min(len(names), os.cpu_count() or 1))) as pool:
+        errors = list(pool.map(without, names))
+    return [name for name, error in zip(names, errors) if error is None]
 
 
 def is_pruning_entry(callback: Any) -> bool:

@@ -166,6 +166,17 @@ def fail_orphaned_trials(study: optuna.Study, cause: str = "") -> List[int]:
     return failed
 
 
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Fail (and queue retries of) trials whose heartbeat stopped: Optuna's ``fail_stale_trials``, quietly.
+
+    Optuna calls it before each trial it starts; a worker waiting for room in the budget calls it
+    too, since the trials taking the room may be the stale ones.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
 def fail_trials_of_this_process(study: optuna.Study) -> List[int]:
     """Fail the trials this process still has RUNNING (on Ctrl-C / SIGTERM); no retry.
 

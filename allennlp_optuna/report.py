@@ -313,23 +313,31 @@ def plot_sections(study: optuna.Study, trials: Optional[Sequence[FrozenTrial]] =
     else:
         intermediate.note = ("No trial reported intermediate values; add the optuna_pruner callback to the "
                              "trainer's callbacks to record learning curves and prune.")
-    if len(complete) < MIN_TRIALS_FOR_IMPORTANCE:
-        importances.note = (f"Too few trials: fANOVA needs at least {MIN_TRIALS_FOR_IMPORTANCE} completed "
-                            f"trials, this study has {len(complete)}.")
-    elif len({t.value for t in complete}) == 1:
-        importances.note = (f"All {len(complete)} completed trials have the same value, so no hyperparameter "
-                            "explains a difference yet.")
-    else:
-        try:
-            importances.figure = visualization.plot_param_importances(
-                study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), target_name=metric
-            )
-        except (ValueError, RuntimeError) as error:
-            importances.note = f"Importances cannot be computed: {error}"
-        if len(complete) < FEW_TRIALS_FOR_IMPORTANCE:
-            importances.caption += (f" Estimated from only {len(complete)} completed trials: "
-                                    "too few for more than a rough indication.")
+    _plot_importances(importances, study, complete, metric)
     return sections
+
+
+def _plot_importances(section: PlotSection, study: optuna.Study, complete: Sequence[FrozenTrial], metric: str) -> None:
+    """fANOVA importances, or why there are none; a caution when they rest on few trials."""
+    from optuna import visualization
+
+    if len(complete) < MIN_TRIALS_FOR_IMPORTANCE:
+        section.note = (f"Too few trials: fANOVA needs at least {MIN_TRIALS_FOR_IMPORTANCE} completed "
+                        f"trials, this study has {len(complete)}.")
+        return
+    if len({t.value for t in complete}) == 1:
+        section.note = (f"All {len(complete)} completed trials have the same value, so no hyperparameter "
+                        "explains a difference yet.")
+        return
+    try:
+        section.figure = visualization.plot_param_importances(
+            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), target_name=metric
+        )
+    except (ValueError, RuntimeError) as error:
+        section.note = f"Importances cannot be computed: {error}"
+    if len(complete) < FEW_TRIALS_FOR_IMPORTANCE:
+        section.caption += (f" Estimated from only {len(complete)} completed trials: "
+                            "too few for more than a rough indication.")
 
 
 def expected_performance_figure(values: Sequence[float], maximize: bool, metric: str) -> Any:

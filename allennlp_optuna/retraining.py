@@ -129,27 +129,30 @@ def retrain_trial(
         The contents of ``serialization_dir/metrics.json`` (empty after a dry run).
     """
     check_serialization_dir(serialization_dir, study, recover, force)
-    tuned_config = study.user_attrs.get(CONFIG_ATTR)
-    if tuned_config and tuned_config != os.path.abspath(config_file):
-        logger.warning("Study %r was tuned with %s, retraining with %s.", study.study_name, tuned_config, config_file)
+    _warn_about_another_config(study, config_file)
     params = Params(resolved_config(config_file, trial.params, overrides))
     logger.info("Retraining %s", describe_trial(study, trial))
     try:
         train_model(
-            params,
-            serialization_dir,
-            recover=recover,
-            force=force,
-            node_rank=node_rank,
-            include_package=list(include_package),
-            dry_run=dry_run,
-            file_friendly_logging=file_friendly_logging,
+            params, serialization_dir, recover=recover, force=force, node_rank=node_rank,
+            include_package=list(include_package), dry_run=dry_run, file_friendly_logging=file_friendly_logging,
             return_model=False,
         )
     finally:
         release_training_memory()
+    return {} if dry_run else read_metrics(serialization_dir)
+
+
+def _warn_about_another_config(study: optuna.Study, config_file: str) -> None:
+    tuned_config = study.user_attrs.get(CONFIG_ATTR)
+    if tuned_config and tuned_config != os.path.abspath(config_file):
+        logger.warning("Study %r was tuned with %s, retraining with %s.", study.study_name, tuned_config, config_file)
+
+
+def read_metrics(serialization_dir: str) -> Dict[str, Any]:
+    """The contents of ``serialization_dir/metrics.json``; empty when training wrote none."""
     metrics_path = os.path.join(serialization_dir, METRICS_FILE)
-    if dry_run or not os.path.isfile(metrics_path):
+    if not os.path.isfile(metrics_path):
         return {}
     with open(metrics_path, encoding="utf-8") as file:
         return json.load(file)

@@ -12,7 +12,6 @@ Each ``attributes`` object holds the keyword arguments of Optuna's ``Trial.sugge
 The whole file is validated before any training, with Optuna's own distribution classes
 checking the bounds, so a typo costs one error line instead of a crashed study.
 """
-import inspect
 import json
 import os
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from optuna.distributions import (
 )
 
 from allennlp_optuna.errors import first_line
+from allennlp_optuna.typed_entries import keyword_arguments, unknown_attributes, unknown_entry_keys
 
 ParamValue = Union[None, bool, int, float, str]
 
@@ -138,7 +138,7 @@ def _describe(value: Any) -> str:
 def _parse_entry(entry: Any, where: str) -> Hyperparameter:
     if not isinstance(entry, Mapping):
         raise ConfigurationError(f"{where}: expected an object with 'type' and 'attributes', got {_describe(entry)}")
-    unknown_keys = sorted(set(entry) - {"type", "attributes"})
+    unknown_keys = unknown_entry_keys(entry)
     if unknown_keys:
         raise ConfigurationError(f"{where}: unknown key(s) {unknown_keys}; an entry has only 'type' and 'attributes'")
     kind = entry.get("type")
@@ -154,19 +154,14 @@ def _parse_entry(entry: Any, where: str) -> Hyperparameter:
         raise ConfigurationError(f"{where}: missing 'name' in attributes (the std.extVar the config reads)")
     where = f"{where} ({name})"
 
-    signature = inspect.signature(_SUGGEST_METHODS[kind])
-    accepted = [p for p in signature.parameters if p != "self"]
-    unknown = sorted(set(attributes) - set(accepted))
+    accepted, required = keyword_arguments(_SUGGEST_METHODS[kind])
+    unknown = unknown_attributes(attributes, accepted)
     if unknown:
         raise ConfigurationError(
             f"{where}: unknown attribute(s) {unknown} for type {kind!r}; "
             f"suggest_{kind} takes {', '.join(accepted)}"
         )
-    missing = [
-        p.name
-        for p in signature.parameters.values()
-        if p.name != "self" and p.default is inspect.Parameter.empty and p.name not in attributes
-    ]
+    missing = [name for name in required if name not in attributes]
     if missing:
         raise ConfigurationError(f"{where}: missing attribute(s) {missing} for type {kind!r}")
 

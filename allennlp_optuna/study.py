@@ -26,6 +26,7 @@ from allennlp.common.checks import ConfigurationError
 
 from allennlp_optuna.errors import first_line, read_json_file
 from allennlp_optuna.trial_attrs import CONFIG_ATTR, METRIC_ATTR  # noqa: F401 (re-exported)
+from allennlp_optuna.typed_entries import is_typed_entry, keyword_arguments, unknown_attributes
 
 DEFAULT_STORAGE = "sqlite:///allennlp_optuna.db"
 """An SQLite file ``allennlp_optuna.db`` in the current directory, as the older plugin used."""
@@ -92,12 +93,8 @@ def _public_classes(kind: str) -> List[str]:
     )
 
 
-def _is_component(value: Any) -> bool:
-    return isinstance(value, dict) and isinstance(value.get("type"), str) and set(value) <= {"type", "attributes"}
-
-
 def _build(spec: Any, kind: str, where: str) -> Any:
-    if not _is_component(spec):
+    if not is_typed_entry(spec):
         raise ConfigurationError(f"{where}: expected {{\"type\": ..., \"attributes\": {{...}}}}, got {json.dumps(spec)}")
     name = spec["type"]
     if name not in _public_classes(kind):
@@ -107,11 +104,11 @@ def _build(spec: Any, kind: str, where: str) -> Any:
     cls = getattr(_MODULES[kind][0], name)
     attributes = dict(spec.get("attributes") or {})
     for key, value in attributes.items():
-        if _is_component(value):
+        if is_typed_entry(value):
             nested_kind = "pruner" if value["type"] in _public_classes("pruner") else "sampler"
             attributes[key] = _build(value, nested_kind, f"{where}.{key}")
-    accepted = [p for p in inspect.signature(cls).parameters]
-    unknown = sorted(set(attributes) - set(accepted))
+    accepted, _ = keyword_arguments(cls)
+    unknown = unknown_attributes(attributes, accepted)
     if unknown:
         raise ConfigurationError(
             f"{where}: {name} has no argument(s) {unknown}; it takes {', '.join(accepted)}"

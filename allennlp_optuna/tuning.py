@@ -1,48 +1,45 @@
-"""The study loop: validate every input, open the study, run trials, summarise.
+"""The study loop: check every input, open the study, run its trials, finish.
 
-A trial's value comes from one path: :func:`tune` → :class:`TrialObjective` →
-:class:`~allennlp_optuna.executor.AllenNLPExecutor` → ``Params.from_file`` →
-AllenNLP ``train_model`` → ``SERIALIZATION_DIR/trial_N/metrics.json``.
+:func:`tune_study` reads as its steps: :meth:`TuneSettings.check` → :func:`plan_study` →
+:func:`open_study` → :func:`run_study`. A trial's value comes from one path: :func:`tune_study`
+→ :func:`~allennlp_optuna.workers.run_workers` → :class:`TrialObjective` →
+:class:`~allennlp_optuna.executor.AllenNLPExecutor` → ``Params.from_file`` → AllenNLP
+``train_model`` → ``SERIALIZATION_DIR/trial_N/metrics.json``.
 """
-import logging
 import os
 import re
 import traceback
-from typing import Any, Dict, Optional, Sequence, Union
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Dict, List
 
 import optuna
 from allennlp.common.checks import ConfigurationError
 from allennlp.common.util import import_module_and_submodules
+from optuna.trial import FrozenTrial
 
 from allennlp_optuna.best import archive_best_trial
 from allennlp_optuna.config import check_config, load_params
-from allennlp_optuna.enqueue import enqueue_trials, read_enqueued_values
+from allennlp_optuna.enqueue import EnqueuedValues, enqueue_trials, read_enqueued_values
 from allennlp_optuna.executor import AllenNLPExecutor
 from allennlp_optuna.memory import TrialMemory, frozen_between_trials
 from allennlp_optuna.progress import ProgressLine
 from allennlp_optuna.pruning import plan_pruning
 from allennlp_optuna.report import ReportWriter
-from allennlp_optuna.recovery import DEFAULT_HEARTBEAT_INTERVAL
 from allennlp_optuna.search_space import SearchSpace
-from allennlp_optuna.study import (
-    DEFAULT_STORAGE,
-    OptunaSettings,
-    create_or_join_study,
-    default_study_name,
-    infer_direction,
+from allennlp_optuna.settings import (  # noqa: F401 (ARCHIVE_* and check_archive re-exported)
+    ARCHIVE_ALL,
+    ARCHIVE_BEST,
+    ARCHIVE_CHOICES,
+    TuneSettings,
+    check_archive,
 )
+from allennlp_optuna.study import OptunaSettings, create_or_join_study
 from allennlp_optuna.trial_attrs import CONFIG_ATTR, FAIL_REASON_ATTR, METRIC_ATTR, SERIALIZATION_DIR_ATTR
-from allennlp_optuna.workers import plan_workers, run_workers
-
-logger = logging.getLogger(__name__)
+from allennlp_optuna.workers import WorkerPlan, plan_workers, run_workers, with_overrides
 
 _TRIAL_DIR = re.compile(r"^trial_(\d+)$")
 
-ARCHIVE_BEST = "best"
-ARCHIVE_ALL = "all"
-ARCHIVE_CHOICES = (ARCHIVE_BEST, ARCHIVE_ALL)
-"""Which trials get a ``model.tar.gz``: the study's best, when ``tune`` ends, or every completed
-trial as ``allennlp train`` would."""
+StudyCallback = Callable[[optuna.Study, FrozenTrial], None]
 
 
 def trial_directory(serialization_dir: str, trial_number: int) -> str:
@@ -50,41 +47,28 @@ def trial_directory(serialization_dir: str, trial_number: int) -> str:
     return os.path.join(serialization_dir, f"trial_{trial_number}")
 
 
+@dataclass(frozen=True)
 class TrialObjective:
     """The objective ``study.optimize`` calls: sample, train in ``trial_N``, return the metric.
 
     A failing trial keeps its traceback in the ``fail_reason`` user attribute. With
     ``archive="best"`` no trial writes ``model.tar.gz`` (``tune`` archives the best one when it
     ends); every trial keeps ``config.json``, ``best.th`` and ``vocabulary/``, which
-    ``allennlp evaluate`` and ``allennlp predict`` also accept (pass the directory). A trial's
-    memory is freed by the :class:`~allennlp_optuna.memory.TrialMemory` study callback, which
-    ``study.optimize`` must be given too.
+    ``allennlp evaluate`` and ``allennlp predict`` also accept (pass the directory). The
+    executors leave a trial's memory to :meth:`study_callbacks`, which ``study.optimize`` must
+    be given too.
+
+    Args:
+        settings: the run's settings.
+        search_space: the hyperparameters each trial samples.
+        add_pruning_callback: add ``{type: 'optuna_pruner'}`` to configs that list none.
+        worker_overrides: config overrides of the worker that runs the trials (its devices).
     """
 
-    def __init__(
-        self,
-        config_file: str,
-        search_space: SearchSpace,
-        serialization_dir: str,
-        metrics: str,
-        include_package: Sequence[str] = (),
-        overrides: Union[str, Dict[str, Any]] = "",
-        file_friendly_logging: bool = False,
-        reuse_data: bool = True,
-        add_pruning_callback: bool = False,
-        archive: str = ARCHIVE_ALL,
-    ) -> None:
-        check_archive(archive)
-        self.config_file = config_file
-        self.search_space = search_space
-        self.serialization_dir = serialization_dir
-        self.metrics = metrics
-        self.include_package = list(include_package)
-        self.overrides = overrides
-        self.file_friendly_logging = file_friendly_logging
-        self.reuse_data = reuse_data
-        self.add_pruning_callback = add_pruning_callback
-        self.archive = archive
+    settings: TuneSettings
+    search_space: SearchSpace
+    add_pruning_callback: bool = False
+    worker_overrides: Dict[str, Any] = field(default_factory=dict)
 
     def __call__(self, trial: optuna.Trial) -> float:
         try:
@@ -98,25 +82,65 @@ class TrialObjective:
 
     def executor(self, trial: optuna.Trial) -> AllenNLPExecutor:
         """The executor that trains ``trial`` in ``trial_N``."""
+        settings = self.settings
         return AllenNLPExecutor(
             trial,
-            self.config_file,
-            trial_directory(self.serialization_dir, trial.number),
-            self.metrics,
-            include_package=self.include_package,
-            file_friendly_logging=self.file_friendly_logging,
-            overrides=self.overrides,
-            reuse_data=self.reuse_data,
+            settings.config_file,
+            trial_directory(settings.serialization_dir, trial.number),
+            settings.metrics,
+            include_package=list(settings.include_package),
+            file_friendly_logging=settings.file_friendly_logging,
+            overrides=with_overrides(settings.overrides, self.worker_overrides),
+            reuse_data=settings.reuse_data,
             add_pruning_callback=self.add_pruning_callback,
-            archive=self.archive == ARCHIVE_ALL,
-            release_memory=False,  # TrialMemory does it after the trial, see allennlp_optuna.memory
+            archive=settings.archive == ARCHIVE_ALL,
+            release_memory=False,  # the TrialMemory of study_callbacks() does it, after Optuna records the trial
         )
 
+    def for_worker(self, plan: WorkerPlan) -> "TrialObjective":
+        """This objective as the worker of ``plan`` runs it: its trainer on the worker's devices."""
+        return replace(self, worker_overrides={**self.worker_overrides, **plan.config_overrides()})
 
-def check_archive(archive: str) -> None:
-    """Refuse an ``archive`` policy other than :data:`ARCHIVE_CHOICES`."""
-    if archive not in ARCHIVE_CHOICES:
-        raise ConfigurationError(f"--archive must be one of {', '.join(ARCHIVE_CHOICES)}, got {archive!r}")
+    def study_callbacks(self) -> List[StudyCallback]:
+        """The study callbacks this objective needs: :class:`TrialMemory` frees what each trial held.
+
+        Freeing memory after Optuna has recorded the trial, rather than in the executor, lets a
+        pruned or failed trial's traceback (which holds the model) go first.
+        """
+        return [TrialMemory()]
+
+
+@dataclass
+class StudyPlan:
+    """What checking a run's inputs found: everything its study needs before the first trial.
+
+    Args:
+        workers: one plan per worker process (its GPUs or CPU threads).
+        search_space: the validated search space.
+        optuna_settings: the sampler and pruner.
+        enqueued: the ``--enqueue-trial`` values, checked against the search space.
+        add_pruning_callback: whether every trial's config gets the ``optuna_pruner`` callback.
+    """
+
+    workers: List[WorkerPlan]
+    search_space: SearchSpace
+    optuna_settings: OptunaSettings
+    enqueued: List[EnqueuedValues]
+    add_pruning_callback: bool
+
+
+def plan_study(settings: TuneSettings) -> StudyPlan:
+    """Read and check every input file, before any study is opened and any trial trains."""
+    workers = plan_workers(settings.n_workers, settings.devices, settings.devices_per_trial)
+    search_space = SearchSpace.from_file(settings.search_space_file)
+    optuna_settings = OptunaSettings.from_file(settings.optuna_param_path)
+    for package in settings.include_package:
+        import_module_and_submodules(package)
+    check_config(settings.config_file, search_space)
+    enqueued = [read_enqueued_values(path, search_space) for path in settings.enqueue_trial]
+    example_params = load_params(settings.config_file, search_space.example_values(), settings.overrides)
+    add_pruning_callback = plan_pruning(example_params, optuna_settings.pruner, settings.config_file)
+    return StudyPlan(workers, search_space, optuna_settings, enqueued, add_pruning_callback)
 
 
 def check_trial_directories(study: optuna.Study, serialization_dir: str) -> None:
@@ -143,32 +167,78 @@ def check_trial_directories(study: optuna.Study, serialization_dir: str) -> None
         )
 
 
-def tune(
-    config_file: str,
-    search_space_file: str,
-    serialization_dir: str,
-    *,
-    study_name: Optional[str] = None,
-    storage: str = DEFAULT_STORAGE,
-    metrics: str = "best_validation_loss",
-    direction: Optional[str] = None,
-    n_trials: Optional[int] = None,
-    timeout: Optional[float] = None,
-    optuna_param_path: Optional[str] = None,
-    skip_if_exists: bool = False,
-    skip_exception: bool = False,
-    include_package: Sequence[str] = (),
-    overrides: Union[str, Dict[str, Any]] = "",
-    file_friendly_logging: bool = False,
-    reuse_data: bool = True,
-    enqueue_trial: Sequence[str] = (),
-    n_workers: Optional[int] = None,
-    devices: Optional[Sequence[int]] = None,
-    devices_per_trial: int = 1,
-    max_trials: Optional[int] = None,
-    heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL,
-    archive: str = ARCHIVE_BEST,
-) -> optuna.Study:
+def check_study_metric(study: optuna.Study, metrics: str) -> None:
+    """Refuse to join a study that optimizes another metric."""
+    earlier_metric = study.user_attrs.get(METRIC_ATTR, metrics)
+    if earlier_metric != metrics:
+        raise ConfigurationError(
+            f"study {study.study_name!r} optimizes {earlier_metric}, not {metrics}; pass --metrics {earlier_metric} "
+            "or choose another --study-name"
+        )
+
+
+def open_study(settings: TuneSettings, plan: StudyPlan) -> optuna.Study:
+    """Create or join the study of resolved ``settings``, check it fits, record the run, queue trials."""
+    assert settings.study_name is not None and settings.direction is not None  # settings.resolved()
+    study = create_or_join_study(
+        settings.study_name,
+        settings.storage,
+        settings.direction,
+        plan.optuna_settings,
+        join_existing=settings.skip_if_exists,
+    )
+    check_trial_directories(study, settings.serialization_dir)
+    check_study_metric(study, settings.metrics)
+    study.set_user_attr(METRIC_ATTR, settings.metrics)
+    study.set_user_attr(CONFIG_ATTR, os.path.abspath(settings.config_file))
+    os.makedirs(settings.serialization_dir, exist_ok=True)
+    enqueue_trials(study, plan.enqueued)
+    return study
+
+
+def study_callbacks(settings: TuneSettings, objective: TrialObjective, report: ReportWriter) -> List[StudyCallback]:
+    """What runs after each trial: the objective's memory release, the report, the progress line."""
+    callbacks: List[StudyCallback] = [*objective.study_callbacks(), report]
+    if not settings.file_friendly_logging:
+        callbacks.append(ProgressLine(settings.n_trials, settings.timeout, settings.metrics))
+    return callbacks
+
+
+def run_study(study: optuna.Study, settings: TuneSettings, plan: StudyPlan) -> None:
+    """Run the trials, archive the best one, and leave the report current whatever happens."""
+    objective = TrialObjective(settings, plan.search_space, plan.add_pruning_callback)
+    report = ReportWriter(settings.serialization_dir)
+    try:
+        with frozen_between_trials():
+            run_workers(
+                study,
+                settings,
+                objective,
+                optuna_settings=plan.optuna_settings,
+                plans=plan.workers,
+                callbacks=study_callbacks(settings, objective, report),
+            )
+        if settings.archive == ARCHIVE_BEST:
+            archive_best_trial(study)
+    finally:
+        report.write(study)  # also after a trial failed without --skip-exception, or Ctrl-C
+
+
+def tune_study(settings: TuneSettings) -> optuna.Study:
+    """Tune with ``settings``: check every input, open (or join) the study, run its trials.
+
+    Returns:
+        The study, with this run's trials added.
+    """
+    settings.check()
+    plan = plan_study(settings)
+    settings = settings.resolved()
+    study = open_study(settings, plan)
+    run_study(study, settings, plan)
+    return study
+
+
+def tune(config_file: str, search_space_file: str, serialization_dir: str, **options: Any) -> optuna.Study:
     """Tune the hyperparameters of an AllenNLP config; the function behind ``allennlp tune``.
 
     Every input is validated before the first trial trains. Each trial trains in
@@ -179,108 +249,15 @@ def tune(
         config_file: Jsonnet config reading hyperparameters with ``std.extVar``.
         search_space_file: the search-space file (see :mod:`allennlp_optuna.search_space`).
         serialization_dir: parent directory of the trials' serialization directories.
-        study_name: defaults to the config file's stem.
-        storage: an Optuna storage URL; defaults to ``sqlite:///allennlp_optuna.db``.
-        metrics: the ``metrics.json`` key to optimise.
-        direction: ``"minimize"`` or ``"maximize"``; inferred from ``metrics`` when ``None``.
-        n_trials: how many trials this call runs, over all its workers (``None``: until
-            ``max_trials``, ``timeout`` or interrupted).
-        timeout: stop starting trials after this many seconds.
-        optuna_param_path: JSON file naming the sampler and pruner.
-        skip_if_exists: join an existing study of the same name instead of refusing.
-        skip_exception: record a failing trial as FAIL and go on with the study.
-        include_package: packages to import (registrations used by the config).
-        overrides: JSON overrides applied to every trial's config, as ``allennlp train -o``.
-        file_friendly_logging: as ``allennlp train --file-friendly-logging``; also silences the
-            study's progress line.
-        reuse_data: reuse instances and vocabulary between trials whose data configuration is
-            identical (see :mod:`allennlp_optuna.data_reuse`); results are the same either way.
-        enqueue_trial: JSON files of hyperparameter values (e.g. a hand-tuned baseline) that run
-            first, in order (see :mod:`allennlp_optuna.enqueue`).
-        n_workers: worker processes sharing this call's trials (see :mod:`allennlp_optuna.workers`).
-        devices: GPU ids split between the workers, ``devices_per_trial`` each.
-        devices_per_trial: GPUs each trial trains on.
-        max_trials: study-wide budget: stop when the study, over all workers and machines,
-            has this many COMPLETE and PRUNED trials (see :mod:`allennlp_optuna.budget`).
-        heartbeat_interval: seconds between a running trial's heartbeats; a trial silent for
-            twice as long is failed and retried with the same parameters.
-        archive: ``"best"``: when the trials are done, the study's best trial gets its
-            ``model.tar.gz`` (no other trial writes one); ``"all"``: every trial writes it.
+        options: any other field of :class:`~allennlp_optuna.settings.TuneSettings`, by keyword
+            (``storage``, ``metrics``, ``n_trials``, ``optuna_param_path``, ...).
 
     Returns:
         The study, with this call's trials added.
+
+    Example::
+
+        study = tune("config.jsonnet", "hparams.json", "result", storage="sqlite:///study.db",
+                     metrics="best_validation_accuracy", n_trials=20)
     """
-    if n_trials is not None and n_trials < 1:
-        raise ConfigurationError(f"--n-trials must be at least 1, got {n_trials}")
-    if timeout is not None and timeout <= 0:
-        raise ConfigurationError(f"--timeout must be a positive number of seconds, got {timeout}")
-    if direction is not None and direction not in ("minimize", "maximize"):
-        raise ConfigurationError(f"--direction must be 'minimize' or 'maximize', got {direction!r}")
-    if max_trials is not None and max_trials < 1:
-        raise ConfigurationError(f"--max-trials must be at least 1, got {max_trials}")
-    if heartbeat_interval < 1:
-        raise ConfigurationError(f"--heartbeat-interval must be at least 1 second, got {heartbeat_interval}")
-    check_archive(archive)
-    plans = plan_workers(n_workers, devices, devices_per_trial)
-    search_space = SearchSpace.from_file(search_space_file)
-    settings = OptunaSettings.from_file(optuna_param_path)
-    for package in include_package:
-        import_module_and_submodules(package)
-    check_config(config_file, search_space)
-    enqueued = [read_enqueued_values(path, search_space) for path in enqueue_trial]
-    example_params = load_params(config_file, search_space.example_values(), overrides)
-    add_pruning_callback = plan_pruning(example_params, settings.pruner, config_file)
-
-    if direction is None:
-        direction = infer_direction(metrics)
-        logger.info("Direction inferred from %r: %s (set --direction to change it).", metrics, direction)
-    study_name = study_name or default_study_name(config_file)
-    study = create_or_join_study(study_name, storage, direction, settings, join_existing=skip_if_exists)
-    check_trial_directories(study, serialization_dir)
-    earlier_metric = study.user_attrs.get(METRIC_ATTR, metrics)
-    if earlier_metric != metrics:
-        raise ConfigurationError(
-            f"study {study_name!r} optimizes {earlier_metric}, not {metrics}; pass --metrics {earlier_metric} "
-            "or choose another --study-name"
-        )
-    study.set_user_attr(METRIC_ATTR, metrics)
-    study.set_user_attr(CONFIG_ATTR, os.path.abspath(config_file))
-    os.makedirs(serialization_dir, exist_ok=True)
-    enqueue_trials(study, enqueued)
-
-    objective = TrialObjective(
-        config_file,
-        search_space,
-        serialization_dir,
-        metrics,
-        include_package=include_package,
-        overrides=overrides,
-        file_friendly_logging=file_friendly_logging,
-        reuse_data=reuse_data,
-        add_pruning_callback=add_pruning_callback,
-        archive=archive,
-    )
-    report = ReportWriter(serialization_dir)
-    callbacks = [TrialMemory(), report]
-    if not file_friendly_logging:
-        callbacks.append(ProgressLine(n_trials, timeout, metrics))
-    try:
-        with frozen_between_trials():
-            run_workers(
-                study,
-                storage,
-                objective,
-                settings=settings,
-                plans=plans,
-                n_trials=n_trials,
-                max_trials=max_trials,
-                timeout=timeout,
-                catch=(Exception,) if skip_exception else (),
-                heartbeat_interval=heartbeat_interval,
-                callbacks=callbacks,
-            )
-        if archive == ARCHIVE_BEST:
-            archive_best_trial(study)
-    finally:
-        report.write(study)  # also after a trial failed without --skip-exception, or Ctrl-C
-    return study
+    return tune_study(TuneSettings(config_file, search_space_file, serialization_dir, **options))

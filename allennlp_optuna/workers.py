@@ -1,8 +1,12 @@
 """Running a study's trials: in this process, or in K worker processes on one study.
 
-``allennlp tune ... --n-workers K`` starts K processes; each opens the study's storage itself
-and runs the same loop (:func:`run_trials`): fail orphaned trials, check the budget, ask for a
-trial (a queued retry first), train it. With ``--devices 0,1,2,3`` each worker sees only its own
+One worker runs in this process through Optuna's own loop, ``study.optimize(objective, n_trials,
+timeout, callbacks, catch)`` (:func:`optimize_in_process`). ``allennlp tune ... --n-workers K``
+starts K processes; each opens the study's storage itself and runs :func:`run_trials`: fail
+orphaned trials, check the budget, ask for a trial (a queued retry first), train it, with the
+other workers of its host taking turns for the ask and sharing ``--n-trials``. Both loops check
+the budget, the deadline and dead workers' trials through one
+:class:`~allennlp_optuna.budget.TrialGate`. With ``--devices 0,1,2,3`` each worker sees only its own
 GPU(s) (``CUDA_VISIBLE_DEVICES``) and the trainer's ``cuda_device`` is set to match; on CPU the
 workers split the cores between their torch thread pools.
 
@@ -26,24 +30,18 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Sequence, Tuple, Type, Union
 
 import optuna
 from optuna.trial import FrozenTrial
 from allennlp.common.checks import ConfigurationError
 
-from allennlp_optuna.budget import AskLock, OverBudget, StudyBudget, TrialTickets
-from allennlp_optuna.recovery import (
-    DEFAULT_HEARTBEAT_INTERVAL,
-    fail_orphaned_trials,
-    fail_trials_of_this_process,
-    recoverable_storage,
-    record_worker,
-)
+from allennlp_optuna.budget import AskLock, OverBudget, TrialGate, TrialTickets
+from allennlp_optuna.recovery import fail_orphaned_trials, fail_trials_of_this_process, recoverable_storage
 from allennlp_optuna.compat import storage_engine
 from allennlp_optuna.errors import INTERRUPTED_EXIT_CODE
+from allennlp_optuna.settings import TuneSettings
 from allennlp_optuna.study import OptunaSettings
-from allennlp_optuna.trial_attrs import OVER_BUDGET_ATTR
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +50,6 @@ INTERRUPTED_MESSAGE = (
     "Rerun the same command with --skip-if-exists to resume the study."
 )
 """What ``allennlp tune`` prints when Ctrl-C / SIGTERM ends it (every running trial is FAIL by then)."""
-_BUDGET_POLL_SECONDS = 1.0
 _STOP_GRACE_SECONDS = 60
 
 
@@ -146,24 +143,67 @@ def with_overrides(overrides: Union[str, Dict[str, Any]], extra: Dict[str, Any])
     return f"({overrides}) + {json.dumps(extra)}"  # Jsonnet: evaluated with the trial's ext vars
 
 
-class _TrialGate:
-    """The objective as a worker runs it: claim the trial, release the ask lock, check the budget."""
-
-    def __init__(self, objective: Callable[[optuna.Trial], float], budget: Optional[StudyBudget], lock: AskLock):
-        self.objective = objective
-        self.budget = budget
-        self.lock = lock
+class WorkerObjective(Protocol):
+    """An objective that worker processes can run: picklable, and specialised for each worker."""
 
     def __call__(self, trial: optuna.Trial) -> float:
-        record_worker(trial)
-        self.lock.release()
-        if self.budget is not None and not self.budget.admits(trial.study, trial.number):
-            trial.set_user_attr(
-                OVER_BUDGET_ATTR,
-                f"not run: another worker took the last place of --max-trials {self.budget.max_trials} first",
+        ...
+
+    def for_worker(self, plan: WorkerPlan) -> "WorkerObjective":
+        """The objective as the worker of ``plan`` runs it (e.g. on its own GPUs); ``self`` is unchanged."""
+        ...
+
+
+def open_worker_study(settings: TuneSettings, optuna_settings: OptunaSettings, reseed: bool) -> optuna.Study:
+    """The study as one worker runs it: its own connection, with heartbeats and retries of stale trials.
+
+    Args:
+        settings: the run's settings, resolved (the study name is known).
+        optuna_settings: the sampler and pruner.
+        reseed: reseed the sampler, so that workers given the same seeded sampler do not sample alike.
+    """
+    study = optuna.load_study(
+        study_name=settings.study_name,
+        storage=recoverable_storage(settings.storage, settings.heartbeat_interval),
+        sampler=optuna_settings.sampler,
+        pruner=optuna_settings.pruner,
+    )
+    if reseed:
+        study.sampler.reseed_rng()
+    return study
+
+
+def deadline_of(timeout: Optional[float]) -> Optional[float]:
+    """``time.time()`` after which no trial starts, for ``--timeout`` seconds from now."""
+    return None if timeout is None else time.time() + timeout
+
+
+def optimize_in_process(
+    settings: TuneSettings,
+    objective: Callable[[optuna.Trial], float],
+    optuna_settings: OptunaSettings,
+    callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
+) -> None:
+    """Run the trials in this process, one after another: Optuna's own ``study.optimize`` loop.
+
+    The :class:`~allennlp_optuna.budget.TrialGate` wraps the objective and, as the last callback,
+    stops the loop when ``--max-trials`` is reached; Ctrl-C and SIGTERM end the running trial
+    as FAIL (:func:`ending_cleanly`).
+    """
+    study = open_worker_study(settings, optuna_settings, reseed=False)
+    gate = TrialGate(settings.max_trials, deadline_of(settings.timeout))
+    with ending_cleanly(study):
+        if not gate.wait_for_room(study):
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.optimize(
+                gate.guard(objective),
+                n_trials=settings.n_trials,
+                timeout=settings.timeout,
+                catch=(*settings.catch, OverBudget),  # a trial that lost the race: the next one may fit
+                callbacks=[*callbacks, gate],
             )
-            raise OverBudget()
-        return self.objective(trial)
 
 
 def run_trials(
@@ -172,54 +212,36 @@ def run_trials(
     lock: AskLock,
     *,
     tickets: TrialTickets,
-    budget: Optional[StudyBudget] = None,
-    deadline: Optional[float] = None,
+    gate: TrialGate,
     catch: Tuple[Type[Exception], ...] = (),
     callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
 ) -> None:
-    """One worker's loop: run trials until the tickets, the budget or the time run out.
+    """One worker process's loop: run trials until the tickets, the budget or the time run out.
 
     Each trial goes through ``study.optimize``, so Optuna records its state, heartbeat and
-    logs as usual; before each trial the worker fails orphaned trials of this host (queueing
-    their retries) and waits while the study-wide budget is taken by running trials.
+    logs as usual; workers of this host take turns (``lock``) for the budget check and the ask.
 
     Args:
         study: the study, opened on a storage with heartbeats.
         objective: the function to optimize.
         lock: serializes the budget check and ``ask`` with the other workers of this host.
         tickets: how many trials this command may still start (``--n-trials``).
-        budget: the study-wide cap (``--max-trials``).
-        deadline: ``time.time()`` after which no trial starts (``--timeout``).
+        gate: ``--max-trials``, ``--timeout`` and dead workers' trials, before and at each trial.
         catch: exceptions recorded as FAIL without stopping.
         callbacks: Optuna study callbacks called after each trial.
     """
-    gate = _TrialGate(objective, budget, lock)
-    while deadline is None or time.time() < deadline:
-        fail_orphaned_trials(study)
-        if budget is not None and budget.reached(study):
-            return
-        lock.acquire()
+    guarded = gate.guard(objective, lock)
+    while gate.wait_for_room(study, lock):
         try:
-            if budget is not None and not budget.has_room(study):
-                lock.release()
-                _fail_stale_trials(study)
-                time.sleep(_BUDGET_POLL_SECONDS)
-                continue
             if not tickets.take():
                 return
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study.optimize(gate, n_trials=1, catch=catch, callbacks=list(callbacks))
+                study.optimize(guarded, n_trials=1, catch=catch, callbacks=list(callbacks))
         except OverBudget:
             continue
         finally:
             lock.release()
-
-
-def _fail_stale_trials(study: optuna.Study) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
 
 
 @contextlib.contextmanager
@@ -300,38 +322,25 @@ class WorkerJob:
     """Everything a worker process needs to join the study and run trials (picklable)."""
 
     plan: WorkerPlan
-    study_name: str
-    storage: str
-    settings: OptunaSettings
-    objective: Any
+    settings: TuneSettings
+    optuna_settings: OptunaSettings
+    objective: WorkerObjective
     tickets: TrialTickets
-    max_trials: Optional[int]
     deadline: Optional[float]
-    catch: Tuple[Type[Exception], ...]
-    heartbeat_interval: int
     reseed: bool
     callbacks: Tuple[Callable[[optuna.Study, FrozenTrial], None], ...] = ()
 
 
 def run_job(job: WorkerJob) -> None:
-    """Run one worker's loop in this process (the CLI process itself when there is one worker)."""
+    """Run one worker's loop in this process (a worker process started by :func:`run_workers`)."""
     for name, value in job.plan.environment().items():
         os.environ[name] = value
     if job.plan.torch_threads is not None:
         import torch
 
         torch.set_num_threads(job.plan.torch_threads)
-    job.objective.overrides = with_overrides(job.objective.overrides, job.plan.config_overrides())
-    study = optuna.load_study(
-        study_name=job.study_name,
-        storage=recoverable_storage(job.storage, job.heartbeat_interval),
-        sampler=job.settings.sampler,
-        pruner=job.settings.pruner,
-    )
-    if job.reseed:
-        study.sampler.reseed_rng()  # workers given the same seeded sampler would sample alike
-    budget = None if job.max_trials is None else StudyBudget(job.max_trials)
-    lock = AskLock(job.storage, job.study_name)
+    study = open_worker_study(job.settings, job.optuna_settings, reseed=job.reseed)
+    lock = AskLock(job.settings.storage, study.study_name)
     try:
         with ending_cleanly(study):
             run_trials(
@@ -339,9 +348,8 @@ def run_job(job: WorkerJob) -> None:
                 job.objective,
                 lock,
                 tickets=job.tickets,
-                budget=budget,
-                deadline=job.deadline,
-                catch=job.catch,
+                gate=TrialGate(job.settings.max_trials, job.deadline),
+                catch=job.settings.catch,
                 callbacks=job.callbacks,
             )
     finally:
@@ -362,71 +370,81 @@ def _worker_main(job: WorkerJob) -> None:
 
 def run_workers(
     study: optuna.Study,
-    storage: str,
-    objective: Any,
+    settings: TuneSettings,
+    objective: WorkerObjective,
     *,
-    settings: OptunaSettings,
+    optuna_settings: OptunaSettings,
     plans: List[WorkerPlan],
-    n_trials: Optional[int] = None,
-    max_trials: Optional[int] = None,
-    timeout: Optional[float] = None,
-    catch: Tuple[Type[Exception], ...] = (),
-    heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL,
     callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
 ) -> None:
     """Run the study's trials with one worker per plan; the function behind ``--n-workers``.
 
-    One plan without devices runs in this process; otherwise each plan gets a process
-    (:func:`worker_context`). A worker killed
-    from outside (SIGKILL, out of memory) has its trial failed and retried at once and is
-    replaced, up to once per worker; a worker that stops on an error stops the others.
+    One plan without devices runs in this process (:func:`optimize_in_process`); otherwise each
+    plan gets a process (:func:`run_worker_processes`).
 
     Args:
         study: the study, already created or joined.
-        storage: its storage URL (each worker opens its own connection).
+        settings: the run's settings, resolved (each worker opens its own connection to the storage).
         objective: the picklable objective (e.g. :class:`~allennlp_optuna.tuning.TrialObjective`).
-        settings: the sampler and pruner.
+        optuna_settings: the sampler and pruner.
         plans: one per worker (:func:`plan_workers`).
-        n_trials: trials this call starts in total over its workers (``None``: no limit).
-        max_trials: the study-wide budget of COMPLETE and PRUNED trials.
-        timeout: seconds after which no new trial starts.
-        catch: exceptions a trial may raise and be recorded as FAIL without stopping.
-        heartbeat_interval: seconds between a running trial's heartbeats.
         callbacks: Optuna study callbacks, called in the worker after each of its trials.
     """
-    in_process = len(plans) == 1 and not plans[0].devices
+    if len(plans) == 1 and not plans[0].devices:
+        optimize_in_process(settings, objective.for_worker(plans[0]), optuna_settings, callbacks)
+    else:
+        run_worker_processes(study, settings, objective, optuna_settings, plans, callbacks)
+
+
+def run_worker_processes(
+    study: optuna.Study,
+    settings: TuneSettings,
+    objective: WorkerObjective,
+    optuna_settings: OptunaSettings,
+    plans: List[WorkerPlan],
+    callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
+) -> None:
+    """Run one worker process per plan (see :func:`run_workers`) and supervise them.
+
+    A worker killed from outside (SIGKILL, out of memory) has its trial failed and retried at
+    once and is replaced, up to once per worker; a worker that stops on an error stops the others.
+    """
     context = worker_context()
-    tickets = TrialTickets(n_trials, None if in_process else context)
-    deadline = None if timeout is None else time.time() + timeout
+    tickets = TrialTickets(settings.n_trials, context)
+    deadline = deadline_of(settings.timeout)
 
-    def job(plan: WorkerPlan) -> WorkerJob:
-        return WorkerJob(
-            plan, study.study_name, storage, settings, objective, tickets, max_trials, deadline, catch,
-            heartbeat_interval, reseed=len(plans) > 1, callbacks=tuple(callbacks),
+    def start(index: int) -> Any:
+        job = WorkerJob(
+            plans[index], settings, optuna_settings, objective.for_worker(plans[index]), tickets, deadline,
+            reseed=len(plans) > 1, callbacks=tuple(callbacks),
         )
+        return _start(context, job)
 
-    if in_process:
-        run_job(job(plans[0]))
-        return
-    if storage.startswith("sqlite"):
-        logger.warning(
-            "%d workers share the SQLite file of %s: SQLite lets one process write at a time and cannot be "
-            "shared between machines; for parallel studies use PostgreSQL or MySQL "
-            "(--storage postgresql://user:password@host/db).",
-            len(plans),
-            storage,
-        )
+    _warn_about_sqlite(settings.storage, len(plans))
     release_connections(study)
-    workers = {plan.index: _start(context, job(plan)) for plan in plans}
-    study = optuna.load_study(study_name=study.study_name, storage=recoverable_storage(storage, heartbeat_interval))
+    workers = {plan.index: start(plan.index) for plan in plans}
+    study = optuna.load_study(
+        study_name=study.study_name, storage=recoverable_storage(settings.storage, settings.heartbeat_interval)
+    )
     with interruptible():
         try:
-            _supervise(study, workers, lambda index: _start(context, job(plans[index])), max_restarts=len(plans))
+            _supervise(study, workers, start, max_restarts=len(plans))
         except BaseException as error:
             _stop_workers(list(workers.values()))
             interrupted = isinstance(error, KeyboardInterrupt)
             fail_orphaned_trials(study, "KeyboardInterrupt: stopped by Ctrl-C or SIGTERM; " if interrupted else "")
             raise
+
+
+def _warn_about_sqlite(storage: str, n_workers: int) -> None:
+    if storage.startswith("sqlite"):
+        logger.warning(
+            "%d workers share the SQLite file of %s: SQLite lets one process write at a time and cannot be "
+            "shared between machines; for parallel studies use PostgreSQL or MySQL "
+            "(--storage postgresql://user:password@host/db).",
+            n_workers,
+            storage,
+        )
 
 
 def _supervise(

@@ -170,8 +170,9 @@ def memory_after_trials(root: Path, n_trials: int = 30, data_fraction: float = 1
     """Resident memory (MB) after each trial of one in-process study of the tiny CNN."""
     import optuna
 
-    from allennlp_optuna.memory import TrialMemory, frozen_between_trials
+    from allennlp_optuna.memory import frozen_between_trials
     from allennlp_optuna.search_space import SearchSpace
+    from allennlp_optuna.settings import ARCHIVE_ALL, TuneSettings
     from allennlp_optuna.tuning import TrialObjective
 
     scenario = make_scenario(
@@ -179,13 +180,15 @@ def memory_after_trials(root: Path, n_trials: int = 30, data_fraction: float = 1
         n_dev=max(2, round(500 * data_fraction)), max_tokens=None,
         num_epochs=1, n_trials=n_trials, hparams=TINY_CNN,
     )
-    objective = TrialObjective(
+    settings = TuneSettings(
         str(scenario.directory / "config.jsonnet"),
-        SearchSpace.from_entries(TINY_CNN),
+        "",  # the search space is given below as entries, not read from a file
         str(scenario.directory / "result"),
-        scenario.metrics,
+        metrics=scenario.metrics,
         file_friendly_logging=True,
+        archive=ARCHIVE_ALL,
     )
+    objective = TrialObjective(settings, SearchSpace.from_entries(TINY_CNN))
     rss: List[float] = []
 
     def record(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -193,7 +196,7 @@ def memory_after_trials(root: Path, n_trials: int = 30, data_fraction: float = 1
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=1))
     with frozen_between_trials(), output_to(scenario.directory / "bench.log"):
-        study.optimize(objective, n_trials=n_trials, callbacks=[TrialMemory(), record])
+        study.optimize(objective, n_trials=n_trials, callbacks=[*objective.study_callbacks(), record])
     return rss
 
 

@@ -17,7 +17,7 @@ from allennlp.commands.subcommand import Subcommand
 from allennlp.common.checks import ConfigurationError
 
 from allennlp_optuna.best import FORMATS
-from allennlp_optuna.commands.options import add_overrides_argument, add_study_arguments
+from allennlp_optuna.commands.options import add_command_parser, add_overrides_argument, add_study_arguments
 from allennlp_optuna.errors import exit_on_configuration_error
 
 
@@ -25,7 +25,7 @@ from allennlp_optuna.errors import exit_on_configuration_error
 class BestParams(Subcommand):
     def add_subparser(self, parser: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description = "Print the best hyperparameters of a study, or write its best config."
-        subparser = parser.add_parser(self.name, description=description, help=description)
+        subparser = add_command_parser(parser, self.name, description)
         subparser.add_argument(
             "config_file",
             nargs="?",

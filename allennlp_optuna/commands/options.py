@@ -4,6 +4,18 @@ import argparse
 from allennlp_optuna.study import DEFAULT_STORAGE
 
 
+def add_command_parser(
+    parser: "argparse._SubParsersAction[argparse.ArgumentParser]", name: str, description: str
+) -> argparse.ArgumentParser:
+    """The subparser of command ``name``; its description is also its line in ``allennlp --help``."""
+    return parser.add_parser(name, description=description, help=description)
+
+
+def add_serialization_dir_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """Add the required ``-s/--serialization-dir``, as ``allennlp train`` has it."""
+    parser.add_argument("-s", "--serialization-dir", required=True, type=str, help=help)
+
+
 def add_study_arguments(parser: argparse.ArgumentParser, study_name_help: str) -> None:
     """Add ``--study-name`` and ``--storage``, which name the study a command works on."""
     parser.add_argument("--study-name", type=str, default=None, help=study_name_help)

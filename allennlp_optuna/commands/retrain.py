@@ -12,8 +12,10 @@ import argparse
 from allennlp.commands.subcommand import Subcommand
 
 from allennlp_optuna.commands.options import (
+    add_command_parser,
     add_file_friendly_logging_argument,
     add_overrides_argument,
+    add_serialization_dir_argument,
     add_study_arguments,
 )
 from allennlp_optuna.errors import exit_on_configuration_error
@@ -23,15 +25,9 @@ from allennlp_optuna.errors import exit_on_configuration_error
 class Retrain(Subcommand):
     def add_subparser(self, parser: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description = "Train a model with the hyperparameters of the best (or a chosen) trial of a study."
-        subparser = parser.add_parser(self.name, description=description, help=description)
+        subparser = add_command_parser(parser, self.name, description)
         subparser.add_argument("param_path", type=str, help="the Jsonnet config the study's trials trained with")
-        subparser.add_argument(
-            "-s",
-            "--serialization-dir",
-            required=True,
-            type=str,
-            help="directory in which to save the model and its logs",
-        )
+        add_serialization_dir_argument(subparser, "directory in which to save the model and its logs")
         add_study_arguments(subparser, "name of the study (default: the storage's only study)")
         subparser.add_argument(
             "--trial", type=int, default=None, help="number of the trial to retrain (default: the best trial)"

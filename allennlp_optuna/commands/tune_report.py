@@ -10,7 +10,7 @@ import argparse
 
 from allennlp.commands.subcommand import Subcommand
 
-from allennlp_optuna.commands.options import add_study_arguments
+from allennlp_optuna.commands.options import add_command_parser, add_study_arguments
 from allennlp_optuna.errors import exit_on_configuration_error
 
 
@@ -18,7 +18,7 @@ from allennlp_optuna.errors import exit_on_configuration_error
 class TuneReport(Subcommand):
     def add_subparser(self, parser: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description = "Write an HTML report (summary, trials table, plots) and a CSV of a study's trials."
-        subparser = parser.add_parser(self.name, description=description, help=description)
+        subparser = add_command_parser(parser, self.name, description)
         add_study_arguments(subparser, "name of the study (default: the storage's only study)")
         subparser.add_argument(
             "-o", "--output", type=str, default="report.html", help="where to write the HTML page"

@@ -1,6 +1,6 @@
 """Options of ``allennlp tune`` for parallel workers, study-wide budgets and crash recovery."""
 import argparse
-from typing import Any, Dict, List
+from typing import List
 
 from allennlp_optuna.recovery import DEFAULT_HEARTBEAT_INTERVAL
 
@@ -42,14 +42,3 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds between a running trial's heartbeats; a trial silent for twice as long (its worker "
         f"died) is marked FAIL and retried with the same parameters (default: {DEFAULT_HEARTBEAT_INTERVAL})",
     )
-
-
-def worker_arguments(args: argparse.Namespace) -> Dict[str, Any]:
-    """The keyword arguments of :func:`~allennlp_optuna.tuning.tune` that these options set."""
-    return {
-        "n_workers": args.n_workers,
-        "devices": args.devices,
-        "devices_per_trial": args.devices_per_trial,
-        "max_trials": args.max_trials,
-        "heartbeat_interval": args.heartbeat_interval,
-    }
