@@ -2,7 +2,8 @@
 
 :func:`tune_study` reads as its steps: :meth:`TuneSettings.check` → :func:`plan_study` →
 :func:`open_study` → :func:`run_study`. A trial's value comes from one path: :func:`tune_study`
-→ :func:`~allennlp_optuna.workers.run_workers` → :class:`TrialObjective` →
+→ :func:`~allennlp_optuna.workers.optimize_in_process` (or worker processes) →
+:class:`TrialObjective` →
 :class:`~allennlp_optuna.executor.AllenNLPExecutor` → ``Params.from_file`` → AllenNLP
 ``train_model`` → ``SERIALIZATION_DIR/trial_N/metrics.json``.
 """
@@ -35,7 +36,14 @@ from allennlp_optuna.settings import (  # noqa: F401 (ARCHIVE_* and check_archiv
 )
 from allennlp_optuna.study import OptunaSettings, create_or_join_study
 from allennlp_optuna.trial_attrs import CONFIG_ATTR, FAIL_REASON_ATTR, METRIC_ATTR, SERIALIZATION_DIR_ATTR
-from allennlp_optuna.workers import WorkerPlan, plan_workers, run_workers, with_overrides
+from allennlp_optuna.workers import (
+    WorkerPlan,
+    optimize_in_process,
+    plan_workers,
+    run_workers,
+    runs_in_this_process,
+    with_overrides,
+)
 
 _TRIAL_DIR = re.compile(r"^trial_(\d+)$")
 
@@ -208,16 +216,16 @@ def run_study(study: optuna.Study, settings: TuneSettings, plan: StudyPlan) -> N
     """Run the trials, archive the best one, and leave the report current whatever happens."""
     objective = TrialObjective(settings, plan.search_space, plan.add_pruning_callback)
     report = ReportWriter(settings.serialization_dir)
+    callbacks = study_callbacks(settings, objective, report)
     try:
         with frozen_between_trials():
-            run_workers(
-                study,
-                settings,
-                objective,
-                optuna_settings=plan.optuna_settings,
-                plans=plan.workers,
-                callbacks=study_callbacks(settings, objective, report),
-            )
+            if runs_in_this_process(plan.workers):  # Optuna's own loop; no processes, tickets or locks
+                optimize_in_process(settings, objective.for_worker(plan.workers[0]), plan.optuna_settings, callbacks)
+            else:
+                run_workers(
+                    study, settings, objective, optuna_settings=plan.optuna_settings, plans=plan.workers,
+                    callbacks=callbacks,
+                )
         if settings.archive == ARCHIVE_BEST:
             archive_best_trial(study)
     finally:

@@ -2,7 +2,7 @@
 
 One worker runs in this process through Optuna's own loop, ``study.optimize(objective, n_trials,
 timeout, callbacks, catch)`` (:func:`optimize_in_process`). ``allennlp tune ... --n-workers K``
-starts K processes; each opens the study's storage itself and runs :func:`run_trials`: fail
+starts K processes (:func:`run_workers`); each opens the study's storage itself and runs :func:`run_trials`: fail
 orphaned trials, check the budget, ask for a trial (a queued retry first), train it, with the
 other workers of its host taking turns for the ask and sharing ``--n-trials``. Both loops check
 the budget, the deadline and dead workers' trials through one
@@ -368,6 +368,11 @@ def _worker_main(job: WorkerJob) -> None:
         os._exit(INTERRUPTED_EXIT_CODE)
 
 
+def runs_in_this_process(plans: List[WorkerPlan]) -> bool:
+    """Whether the trials run in this process (:func:`optimize_in_process`): one worker, no devices of its own."""
+    return len(plans) == 1 and not plans[0].devices
+
+
 def run_workers(
     study: optuna.Study,
     settings: TuneSettings,
@@ -377,10 +382,11 @@ def run_workers(
     plans: List[WorkerPlan],
     callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
 ) -> None:
-    """Run the study's trials with one worker per plan; the function behind ``--n-workers``.
+    """Run one worker process per plan and supervise them; the function behind ``--n-workers``.
 
-    One plan without devices runs in this process (:func:`optimize_in_process`); otherwise each
-    plan gets a process (:func:`run_worker_processes`).
+    Each process is started as :func:`worker_context` says. A worker killed from outside
+    (SIGKILL, out of memory) has its trial failed and retried at once and is replaced, up to once
+    per worker; a worker that stops on an error stops the others.
 
     Args:
         study: the study, already created or joined.
@@ -389,25 +395,6 @@ def run_workers(
         optuna_settings: the sampler and pruner.
         plans: one per worker (:func:`plan_workers`).
         callbacks: Optuna study callbacks, called in the worker after each of its trials.
-    """
-    if len(plans) == 1 and not plans[0].devices:
-        optimize_in_process(settings, objective.for_worker(plans[0]), optuna_settings, callbacks)
-    else:
-        run_worker_processes(study, settings, objective, optuna_settings, plans, callbacks)
-
-
-def run_worker_processes(
-    study: optuna.Study,
-    settings: TuneSettings,
-    objective: WorkerObjective,
-    optuna_settings: OptunaSettings,
-    plans: List[WorkerPlan],
-    callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
-) -> None:
-    """Run one worker process per plan (see :func:`run_workers`) and supervise them.
-
-    A worker killed from outside (SIGKILL, out of memory) has its trial failed and retried at
-    once and is replaced, up to once per worker; a worker that stops on an error stops the others.
     """
     context = worker_context()
     tickets = TrialTickets(settings.n_trials, context)
