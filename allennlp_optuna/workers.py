@@ -428,6 +428,8 @@ def run_workers(
             interrupted = isinstance(error, KeyboardInterrupt)
             fail_orphaned_trials(study, "KeyboardInterrupt: stopped by Ctrl-C or SIGTERM; " if interrupted else "")
             raise
+        finally:
+            stop_fork_server()
 
 
 def _supervise(
@@ -471,6 +473,24 @@ def worker_context() -> Any:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["allennlp_optuna.executor", "allennlp_optuna.workers"])
     return context
+
+
+def stop_fork_server() -> None:
+    """End the fork server that started the workers and its resource tracker, and wait for both.
+
+    Left alone they would end only when this process does, after ``tune`` has returned: then as
+    orphans, which a container whose init does not reap leaves as zombies in the terminal's
+    process group. Python has no public call for it: ``multiprocessing.forkserver._forkserver._stop``
+    and ``multiprocessing.resource_tracker._resource_tracker._stop`` (Python 3.8 to 3.13) are what
+    CPython's own tests use; where they are missing, both end with this process, as before.
+    Both start again on demand.
+    """
+    from multiprocessing import forkserver, resource_tracker
+
+    for server in (getattr(forkserver, "_forkserver", None), getattr(resource_tracker, "_resource_tracker", None)):
+        stop = getattr(server, "_stop", None)
+        if stop is not None:
+            stop()
 
 
 def release_connections(study: optuna.Study) -> None:

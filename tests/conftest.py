@@ -88,11 +88,23 @@ def run_cli_process(argv: List[str], cwd: Path, env: Optional[Dict[str, str]] = 
     completed = subprocess.run(
         [sys.executable, "-m", "allennlp", *argv],
         cwd=cwd,
-        env={**os.environ, **(env or {})},
+        env=child_environment(env),
         capture_output=True,
         text=True,
     )
     return CliResult(completed.returncode, completed.stdout, completed.stderr)
+
+
+CHILD_WARNINGS = "error:This process:DeprecationWarning"
+"""Python 3.12+'s warning that a process running threads forks (the child can deadlock), as an
+error in the `allennlp` processes the tests start, as setup.cfg makes it one in the test process."""
+
+
+def child_environment(env: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """The environment of an `allennlp` process a test starts: this one's, ``env`` and :data:`CHILD_WARNINGS`."""
+    merged = {**os.environ, **(env or {})}
+    merged["PYTHONWARNINGS"] = ",".join(filter(None, [merged.get("PYTHONWARNINGS"), CHILD_WARNINGS]))
+    return merged
 
 
 class CliResult:

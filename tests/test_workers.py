@@ -24,7 +24,7 @@ from allennlp_optuna.recovery import WORKER_ATTR, recoverable_storage, retried_t
 from allennlp_optuna.search_space import SearchSpace
 from allennlp_optuna.tuning import tune
 from allennlp_optuna.workers import plan_workers, with_overrides
-from tests.conftest import CONFIG, HPARAMS, read_json, run_cli, run_cli_process
+from tests.conftest import CONFIG, HPARAMS, child_environment, read_json, run_cli, run_cli_process
 
 POSTGRES_ENV = "ALLENNLP_OPTUNA_TEST_POSTGRES"
 WAIT_SECONDS = 120
@@ -55,9 +55,9 @@ def tune_argv(storage: str, study_name: str, *extra: str) -> List[str]:
 
 def start_tune(argv: List[str], cwd: Path) -> subprocess.Popen:
     """`allennlp ARGV` in a session of its own, as a terminal runs it (Ctrl-C reaches its whole group)."""
-    log = open(cwd / f"tune-{uuid.uuid4().hex[:6]}.log", "w")
-    return subprocess.Popen([sys.executable, "-m", "allennlp", *argv], cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    with open(cwd / f"tune-{uuid.uuid4().hex[:6]}.log", "w") as log:
+        return subprocess.Popen([sys.executable, "-m", "allennlp", *argv], cwd=cwd, stdout=log,
+                                stderr=subprocess.STDOUT, env=child_environment(), start_new_session=True)
 
 
 def wait_for(condition: Callable[[], Optional[T]], what: str, timeout: float = WAIT_SECONDS) -> T:
