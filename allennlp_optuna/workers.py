@@ -41,6 +41,7 @@ from allennlp_optuna.recovery import (
     record_worker,
 )
 from allennlp_optuna.errors import INTERRUPTED_EXIT_CODE
+from allennlp_optuna.start_method import safe_context
 from allennlp_optuna.study import OptunaSettings
 
 logger = logging.getLogger(__name__)
@@ -460,37 +461,23 @@ def _supervise(
 
 
 def worker_context() -> Any:
-    """How worker processes start: ``forkserver`` where there is one (Linux), else ``spawn``.
-
-    Never ``fork``: the parent runs threads (Optuna's heartbeat, SQLAlchemy's pool, torch's), and
-    forking a threaded process can deadlock the child (Python 3.12 warns about it, and 3.14 no
-    longer forks by default). The fork server is a clean single-threaded process that imports the
-    trial's code once (:func:`set_forkserver_preload`), so each worker still starts in well
-    under a second; the worker's job travels pickled.
-    """
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["allennlp_optuna.executor", "allennlp_optuna.workers"])
-    return context
+    """How worker processes start: from a fork server, never by ``fork`` (see :mod:`~allennlp_optuna.start_method`)."""
+    return safe_context()
 
 
 def stop_fork_server() -> None:
-    """End the fork server that started the workers and its resource tracker, and wait for both.
+    """End the fork server that started the workers, and wait for it.
 
-    Left alone they would end only when this process does, after ``tune`` has returned: then as
-    orphans, which a container whose init does not reap leaves as zombies in the terminal's
-    process group. Python has no public call for it: ``multiprocessing.forkserver._forkserver._stop``
-    and ``multiprocessing.resource_tracker._resource_tracker._stop`` (Python 3.8 to 3.13) are what
-    CPython's own tests use; where they are missing, both end with this process, as before.
-    Both start again on demand.
+    Left alone it would end only when this process does, after ``tune`` has returned. Python
+    has no public call for it: ``multiprocessing.forkserver._forkserver._stop`` (Python 3.8 to
+    3.13) is what CPython's own tests use; where it is missing the server ends with this
+    process, as before. It starts again on demand.
     """
-    from multiprocessing import forkserver, resource_tracker
+    from multiprocessing import forkserver
 
-    for server in (getattr(forkserver, "_forkserver", None), getattr(resource_tracker, "_resource_tracker", None)):
-        stop = getattr(server, "_stop", None)
-        if stop is not None:
-            stop()
+    stop = getattr(getattr(forkserver, "_forkserver", None), "_stop", None)
+    if stop is not None:
+        stop()
 
 
 def release_connections(study: optuna.Study) -> None:
