@@ -3,7 +3,7 @@
 # The stack follows the Python (scripts/install-venv): python3 by default; choose another with
 # `make install PYTHON=python3.12` (or PYTHON=/path/to/python): 3.11+ gets torch 2.x and
 # numpy 2, 3.10 AllenNLP's original pins (torch 1.12, numpy 1).
-VENV := .venv
+VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export VENV

@@ -1,4 +1,4 @@
-"""Every use of Optuna's and AllenNLP's private names, and of their version differences, in one place.
+"""Every use of Optuna's, AllenNLP's and Python's private names, and of their version differences, in one place.
 
 Each function says which internal it reaches and why no public API serves. A new Optuna or
 AllenNLP release can break only this module, and ``tests/test_compat.py`` names the library and
@@ -187,3 +187,21 @@ def archive_skipped() -> Iterator[None]:
 def storage_engine(study: optuna.Study) -> Optional[Any]:
     """The SQLAlchemy engine of a study's RDB storage, or ``None`` for other storages."""
     return getattr(rdb_storage(study), "engine", None)
+
+
+# --- Python's multiprocessing -----------------------------------------------------------------
+
+
+def stop_fork_server() -> None:
+    """End this process's fork server (it started the worker processes), and wait for it.
+
+    Left alone it ends only when this process does, after ``tune`` has returned, still in the
+    terminal's process group. Python has no public call for it: ``multiprocessing.forkserver.
+    _forkserver._stop`` (Python 3.8 to 3.13) is what CPython's own tests use; where it is missing
+    the server ends with this process, as before. It starts again on demand.
+    """
+    from multiprocessing import forkserver
+
+    stop = getattr(getattr(forkserver, "_forkserver", None), "_stop", None)
+    if stop is not None:
+        stop()

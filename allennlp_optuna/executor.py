@@ -32,6 +32,7 @@ from allennlp_optuna.config import load_params
 from allennlp_optuna.data_reuse import reusing_data
 from allennlp_optuna.memory import release_training_memory
 from allennlp_optuna.pruning import monitored_metric, raise_worker_failure, with_pruning_callback
+from allennlp_optuna.start_method import data_loaders_without_fork
 from allennlp_optuna.trial_attrs import FAIL_REASON_ATTR, METRICS_FILE, SERIALIZATION_DIR_ATTR  # noqa: F401 (re-exported)
 
 
@@ -95,6 +96,7 @@ class AllenNLPExecutor:
     def run(self) -> float:
         """Train and return the value of ``metrics`` from the trial's ``metrics.json``."""
         params = self.params()
+        data_loaders_without_fork(params)
         self.trial.set_user_attr(SERIALIZATION_DIR_ATTR, os.path.abspath(self.serialization_dir))
         try:
             with ExitStack() as stack:

@@ -38,9 +38,10 @@ from allennlp.common.checks import ConfigurationError
 
 from allennlp_optuna.budget import AskLock, OverBudget, TrialGate, TrialTickets
 from allennlp_optuna.recovery import fail_orphaned_trials, fail_trials_of_this_process, recoverable_storage
-from allennlp_optuna.compat import storage_engine
+from allennlp_optuna.compat import stop_fork_server, storage_engine
 from allennlp_optuna.errors import INTERRUPTED_EXIT_CODE
 from allennlp_optuna.settings import TuneSettings
+from allennlp_optuna.start_method import safe_context
 from allennlp_optuna.study import OptunaSettings
 
 logger = logging.getLogger(__name__)
@@ -421,6 +422,8 @@ def run_workers(
             interrupted = isinstance(error, KeyboardInterrupt)
             fail_orphaned_trials(study, "KeyboardInterrupt: stopped by Ctrl-C or SIGTERM; " if interrupted else "")
             raise
+        finally:
+            stop_fork_server()
 
 
 def _warn_about_sqlite(storage: str, n_workers: int) -> None:
@@ -462,19 +465,8 @@ def _supervise(
 
 
 def worker_context() -> Any:
-    """How worker processes start: ``forkserver`` where there is one (Linux), else ``spawn``.
-
-    Never ``fork``: the parent runs threads (Optuna's heartbeat, SQLAlchemy's pool, torch's), and
-    forking a threaded process can deadlock the child (Python 3.12 warns about it, and 3.14 no
-    longer forks by default). The fork server is a clean single-threaded process that imports the
-    trial's code once (:func:`set_forkserver_preload`), so each worker still starts in well
-    under a second; the worker's job travels pickled.
-    """
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["allennlp_optuna.executor", "allennlp_optuna.workers"])
-    return context
+    """How worker processes start: from a fork server, never by ``fork`` (see :mod:`~allennlp_optuna.start_method`)."""
+    return safe_context()
 
 
 def release_connections(study: optuna.Study) -> None:

@@ -3,8 +3,9 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import optuna
 import pytest
@@ -92,7 +93,31 @@ def run_cli_process(argv: List[str], cwd: Path, env: Optional[Dict[str, str]] = 
         capture_output=True,
         text=True,
     )
+    assert_no_fork_with_threads(completed.stderr)
     return CliResult(completed.returncode, completed.stdout, completed.stderr)
+
+
+FORK_WITH_THREADS = "use of fork() may lead to deadlocks"
+"""Python 3.12+'s warning that a process running threads forks (the child can deadlock). It cannot
+be made an error (``os.fork`` discards the exception), so the tests look for it instead."""
+FORKS_WITH_THREADS: List[str] = []
+
+
+def pytest_warning_recorded(warning_message: warnings.WarningMessage, nodeid: str, location: Any) -> None:
+    if FORK_WITH_THREADS in str(warning_message.message):
+        FORKS_WITH_THREADS.append(nodeid or str(location))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Fail the run if a test forked a process that runs threads (see :data:`FORK_WITH_THREADS`)."""
+    if FORKS_WITH_THREADS:
+        print(f"\nforked while running threads (Python 3.12+ warned) in: {', '.join(FORKS_WITH_THREADS)}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def assert_no_fork_with_threads(stderr: str) -> None:
+    """An `allennlp` process a test ran did not fork while running threads."""
+    assert FORK_WITH_THREADS not in stderr, f"the process forked while running threads:\n{stderr[-3000:]}"
 
 
 class CliResult:

@@ -128,3 +128,27 @@ def test_train_model_archives_through_a_swappable_module_name(tmp_path: Path) ->
     assert "archive_model(" in open(allennlp_train.__file__, encoding="utf-8").read(), (
         f"{ALLENNLP}: train_model no longer calls allennlp.commands.train.archive_model"
     )
+
+
+def test_the_fork_server_stops_and_starts_again() -> None:
+    import multiprocessing
+    import platform
+    from multiprocessing import forkserver
+
+    python = f"Python {platform.python_version()}"
+    assert hasattr(forkserver._forkserver, "_stop"), f"{python}: multiprocessing.forkserver._forkserver._stop is gone"
+    context = multiprocessing.get_context("forkserver")
+    process = context.Process(target=os.getpid)
+    process.start()
+    process.join()
+    server = forkserver._forkserver._forkserver_pid
+
+    compat.stop_fork_server()
+
+    assert forkserver._forkserver._forkserver_pid is None, f"{python}: _stop no longer ends the fork server"
+    with pytest.raises(ProcessLookupError):
+        os.kill(server, 0)  # ended and reaped
+    again = context.Process(target=os.getpid)
+    again.start()
+    again.join()
+    assert again.exitcode == 0
