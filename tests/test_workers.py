@@ -219,7 +219,8 @@ def test_ctrl_c_fails_the_running_trials_ends_every_process_and_resume_finishes(
         tune.kill()
 
     assert code == 130
-    assert running_processes_of_group(tune.pid) == []  # workers and their data-loader processes ended too
+    # Workers, their data-loader processes and fork servers end too (the last within seconds).
+    wait_for(lambda: not running_processes_of_group(tune.pid), "every process of tune's group to end", timeout=15)
     log = next(workdir.glob("tune-*.log")).read_text()
     assert "allennlp tune: interrupted; running trials were recorded as FAIL" in log
     states = by_state(optuna.load_study(study_name=name, storage=postgres))
