@@ -175,7 +175,8 @@ def configured_epochs(trial: FrozenTrial) -> Optional[int]:
 def fail_summary(trial: FrozenTrial) -> str:
     """The last line of a failed trial's recorded reason (the exception), or ``"no reason recorded"``."""
     reason = str(trial.user_attrs.get(FAIL_REASON_ATTR, "")).strip()
-    return reason.splitlines()[-1].strip() if reason else "no reason recorded"
+    last = reason.splitlines()[-1].strip() if reason else "no reason recorded"
+    return last if len(last) <= 160 else last[:157] + "..."  # the whole traceback is in the trial's attributes
 
 
 def finish_order(trial: FrozenTrial) -> Tuple[float, int]:
@@ -456,6 +457,9 @@ class StudyWatcher:
         for trial in sorted(self.view.finished(), key=finish_order):
             if trial.number not in self.reported:
                 self.reported.add(trial.number)
+                if plain and trial.number not in self.announced:  # it ran between two reads
+                    self.announced.add(trial.number)
+                    self.output.line(self.view.started_line(trial))
                 self.output.line(self.view.finished_line(trial))
                 changed = True
         if not final:
