@@ -39,7 +39,7 @@ FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 POLL_SECONDS = 1.0
 """How often the watcher reads the study's storage."""
 
-PLAIN_STATUS_SECONDS = 60.0
+PLAIN_STATUS_SECONDS = 300.0
 """In plain output, how long running trials may go without a line before a status line repeats."""
 
 
