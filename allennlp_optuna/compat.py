@@ -8,8 +8,10 @@ AllenNLP is imported inside the functions that need it, so that importing this m
 summary and the report do through their callers) stays cheap.
 """
 import contextlib
+import logging
 import os
-from typing import Any, Dict, Iterator, Optional, Type, Union
+import sys
+from typing import Any, Callable, Dict, Iterator, Optional, Type, Union
 
 import optuna
 from optuna.distributions import BaseDistribution
@@ -205,3 +207,32 @@ def stop_fork_server() -> None:
     stop = getattr(getattr(forkserver, "_forkserver", None), "_stop", None)
     if stop is not None:
         stop()
+
+
+@contextlib.contextmanager
+def console_log_handlers_adjusted(adjust: Callable[[logging.Handler], None]) -> Iterator[None]:
+    """While open, ``adjust`` is applied to the console handlers each AllenNLP training installs.
+
+    ``train_model`` calls ``allennlp.common.logging.prepare_global_logging``, which replaces the
+    root logger's handlers with a file handler (the trial's ``out.log``) and handlers writing
+    INFO to standard output and errors to standard error; it has no option to leave the console
+    out. The module-level function is wrapped so that, after it ran, ``adjust`` gets each handler
+    writing to the console (the file handler is left as it is).
+    """
+    from allennlp.common import logging as allennlp_logging
+
+    original = allennlp_logging.prepare_global_logging
+
+    def prepare(*args: Any, **kwargs: Any) -> None:
+        consoles = (sys.stdout, sys.stderr)
+        original(*args, **kwargs)
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                if handler.stream in consoles:
+                    adjust(handler)
+
+    allennlp_logging.prepare_global_logging = prepare
+    try:
+        yield
+    finally:
+        allennlp_logging.prepare_global_logging = original

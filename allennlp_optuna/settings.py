@@ -53,8 +53,9 @@ class TuneSettings:
         skip_exception: record a failing trial as FAIL and go on with the study.
         include_package: packages to import (registrations used by the config).
         overrides: JSON overrides applied to every trial's config, as ``allennlp train -o``.
-        file_friendly_logging: as ``allennlp train --file-friendly-logging``; also silences the
-            study's progress line.
+        file_friendly_logging: as ``allennlp train --file-friendly-logging``.
+        verbose: stream AllenNLP's training log to the console too, not only to each trial's
+            ``out.log`` (see :mod:`allennlp_optuna.console`).
         reuse_data: reuse instances and vocabulary between trials whose data configuration is
             identical (see :mod:`allennlp_optuna.data_reuse`); results are the same either way.
         enqueue_trial: JSON files of hyperparameter values (e.g. a hand-tuned baseline) that run
@@ -85,6 +86,7 @@ class TuneSettings:
     include_package: Sequence[str] = ()
     overrides: Union[str, Dict[str, Any]] = ""
     file_friendly_logging: bool = False
+    verbose: bool = False
     reuse_data: bool = True
     enqueue_trial: Sequence[str] = ()
     n_workers: Optional[int] = None

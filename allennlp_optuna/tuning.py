@@ -23,9 +23,9 @@ from allennlp_optuna.config import check_config, load_params
 from allennlp_optuna.enqueue import EnqueuedValues, enqueue_trials, read_enqueued_values
 from allennlp_optuna.executor import AllenNLPExecutor
 from allennlp_optuna.memory import TrialMemory, frozen_between_trials
-from allennlp_optuna.progress import ProgressLine
-from allennlp_optuna.pruning import plan_pruning
-from allennlp_optuna.report import ReportWriter
+from allennlp_optuna.console import StudyDescription, class_name, study_console
+from allennlp_optuna.pruning import monitored_metric, plan_pruning
+from allennlp_optuna.report import REPORT_FILE, ReportWriter
 from allennlp_optuna.search_space import SearchSpace
 from allennlp_optuna.settings import (  # noqa: F401 (ARCHIVE_* and check_archive re-exported)
     ARCHIVE_ALL,
@@ -205,11 +205,21 @@ def open_study(settings: TuneSettings, plan: StudyPlan) -> optuna.Study:
 
 
 def study_callbacks(settings: TuneSettings, objective: TrialObjective, report: ReportWriter) -> List[StudyCallback]:
-    """What runs after each trial: the objective's memory release, the report, the progress line."""
-    callbacks: List[StudyCallback] = [*objective.study_callbacks(), report]
-    if not settings.file_friendly_logging:
-        callbacks.append(ProgressLine(settings.n_trials, settings.timeout, settings.metrics))
-    return callbacks
+    """What runs after each trial: the objective's memory release, the report."""
+    return [*objective.study_callbacks(), report]
+
+
+def describe_run(settings: TuneSettings, plan: StudyPlan) -> StudyDescription:
+    """What the console's header says about this run of resolved ``settings``."""
+    assert settings.study_name is not None and settings.direction is not None  # settings.resolved()
+    return StudyDescription(
+        settings.study_name, settings.storage, settings.direction, settings.metrics,
+        sampler=class_name(plan.optuna_settings.sampler, "TPESampler"),
+        pruner=class_name(plan.optuna_settings.pruner, "none"),
+        serialization_dir=settings.serialization_dir,
+        report=os.path.join(settings.serialization_dir, REPORT_FILE),
+        n_trials=settings.n_trials, timeout=settings.timeout, n_workers=len(plan.workers),
+    )
 
 
 def run_study(study: optuna.Study, settings: TuneSettings, plan: StudyPlan) -> None:
@@ -218,7 +228,8 @@ def run_study(study: optuna.Study, settings: TuneSettings, plan: StudyPlan) -> N
     report = ReportWriter(settings.serialization_dir)
     callbacks = study_callbacks(settings, objective, report)
     try:
-        with frozen_between_trials():
+        console = study_console(describe_run(settings, plan), monitored_metric(settings.metrics), settings.verbose)
+        with frozen_between_trials(), console:
             if runs_in_this_process(plan.workers):  # Optuna's own loop; no processes, tickets or locks
                 optimize_in_process(settings, objective.for_worker(plan.workers[0]), plan.optuna_settings, callbacks)
             else:
@@ -226,8 +237,8 @@ def run_study(study: optuna.Study, settings: TuneSettings, plan: StudyPlan) -> N
                     study, settings, objective, optuna_settings=plan.optuna_settings, plans=plan.workers,
                     callbacks=callbacks,
                 )
-        if settings.archive == ARCHIVE_BEST:
-            archive_best_trial(study)
+            if settings.archive == ARCHIVE_BEST:
+                archive_best_trial(study)
     finally:
         report.write(study)  # also after a trial failed without --skip-exception, or Ctrl-C
 

@@ -30,7 +30,7 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Sequence, Tuple, Type, Union
+from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional, Protocol, Sequence, Tuple, Type, Union
 
 import optuna
 from optuna.trial import FrozenTrial
@@ -343,7 +343,7 @@ def run_job(job: WorkerJob) -> None:
     study = open_worker_study(job.settings, job.optuna_settings, reseed=job.reseed)
     lock = AskLock(job.settings.storage, study.study_name)
     try:
-        with ending_cleanly(study):
+        with ending_cleanly(study), worker_console(job.settings.verbose):
             run_trials(
                 study,
                 job.objective,
@@ -355,6 +355,13 @@ def run_job(job: WorkerJob) -> None:
             )
     finally:
         lock.remove()
+
+
+def worker_console(verbose: bool) -> ContextManager[None]:
+    """A worker prints no progress (the ``tune`` process shows the study); without ``verbose``, only warnings."""
+    from allennlp_optuna.console import trial_logs_in_files
+
+    return contextlib.nullcontext() if verbose else trial_logs_in_files(sys.stderr)
 
 
 def _worker_main(job: WorkerJob) -> None:

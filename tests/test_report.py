@@ -1,7 +1,6 @@
 """The study report: `tune-report`, the live DIR/report.html of `tune`, and the enqueued baseline."""
 import csv
 import html
-import io
 import itertools
 import logging
 import os
@@ -16,7 +15,6 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from allennlp_optuna.expected_performance import expected_best_curve
-from allennlp_optuna.progress import ProgressLine
 from allennlp_optuna.report import ReportWriter, render_report, trials_csv, write_report
 from allennlp_optuna.summary import summarize
 from allennlp_optuna.tuning import tune
@@ -180,7 +178,7 @@ def test_every_plot_renders_in_a_headless_browser(tuned: optuna.Study, workdir: 
         screenshot(page, ARTIFACTS / f"report-{name}.png")
 
 
-def test_tune_summary_agrees_with_the_report_and_progress_lines_are_printed(
+def test_tune_summary_agrees_with_the_report_and_trial_lines_are_printed(
     workdir: Path, capsys: pytest.CaptureFixture
 ) -> None:
     baseline = write_json(workdir / "baseline.json", {"lr": 0.1, "optimizer": "sgd"})
@@ -196,20 +194,23 @@ def test_tune_summary_agrees_with_the_report_and_progress_lines_are_printed(
     assert study.trials[0].params["lr"] == 0.1 and study.trials[0].params["optimizer"] == "sgd"
     page = (workdir / "result" / "report.html").read_text(encoding="utf-8")
     summary = [html.unescape(line) for line in re.findall(r"<li>(.*?)</li>", plot_segment(page, "summary"))]
-    assert printed[-4:] == summary
-    assert printed[-5] == f"Report: {os.path.join('result', 'report.html')}"
-    progress = [line for line in result.err.splitlines() if line.startswith("tune: trial ")]
-    assert [line.split(" finished")[0] for line in progress] == ["tune: trial 1 of 2", "tune: trial 2 of 2"]
-    assert f"best {study.best_value:.6g} (trial {study.best_trial.number}) | 2 COMPLETE |" in progress[-1]
+    assert printed[-8:-4] == summary
+    assert printed[-4] == f"Report: {os.path.join('result', 'report.html')}"
+    finished = [line.split(":")[0] for line in printed if re.match(r"trial \d+ (COMPLETE|PRUNED|FAIL)", line)]
+    assert finished == ["trial 0 COMPLETE", "trial 1 COMPLETE"]
+    assert printed[-9].startswith(
+        f"done: 2 trials in "
+    ) and printed[-9].endswith(f"(2 COMPLETE); best best_validation_accuracy={study.best_value:.4g} (trial {study.best_trial.number})")
 
 
-def test_progress_line_is_quiet_with_file_friendly_logging(workdir: Path, capsys: pytest.CaptureFixture) -> None:
+def test_file_friendly_logging_keeps_its_allennlp_meaning(workdir: Path, capsys: pytest.CaptureFixture) -> None:
     result = run_cli(
         ["tune", str(CONFIG), str(HPARAMS), "-s", "result", "--n-trials", "1", "--file-friendly-logging"], capsys
     )
 
     assert result.code == 0, result
-    assert "tune: trial" not in result.err + result.out
+    assert "trial 0 COMPLETE: best_validation_loss=" in result.out  # the console still shows the study
+    assert "\r" not in (workdir / "result" / "trial_0" / "out.log").read_text(encoding="utf-8")
     assert len(read_csv(workdir / "result" / "trials.csv")) == 1
 
 
@@ -270,20 +271,6 @@ def test_expected_best_curve_equals_brute_force_over_all_draws(maximize: bool) -
         assert point.mean == pytest.approx(statistics.fmean(outcomes))
         assert point.std == pytest.approx(statistics.pstdev(outcomes))
     assert [p.n for p in curve] == [1, 2, 3, 4]
-
-
-def test_progress_line_counts_trials_and_estimates_time_left() -> None:
-    study = optuna.create_study(direction="maximize")
-    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
-    line = ProgressLine(n_trials=5, metric="accuracy", stream=io.StringIO())
-    line.finished = 2
-
-    text = line.line(study, study.trials[1], elapsed=20.0)
-
-    assert text == (
-        f"tune: trial 2 of 5 finished (#1 COMPLETE, accuracy={study.trials[1].value:.6g}) | "
-        f"best {study.best_value:.6g} (trial {study.best_trial.number}) | 2 COMPLETE | 20s elapsed, about 30s left"
-    )
 
 
 ENQUEUE_ERRORS = {

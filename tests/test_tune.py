@@ -146,7 +146,7 @@ def test_cli_prints_a_summary_that_matches_the_study(workdir: Path, capsys: pyte
     assert result.code == 0, result
     study = optuna.load_study(study_name="cnn", storage="sqlite:///cnn.db")
     best = study.best_trial
-    summary = result.out.strip().splitlines()[-4:]
+    summary = result.out.strip().splitlines()[-8:-4]
     assert summary == [
         "Study 'cnn' (maximize best_validation_accuracy): 2 trials: 2 COMPLETE",
         f"Best trial: {best.number}, best_validation_accuracy = {best.value}",

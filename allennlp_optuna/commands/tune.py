@@ -35,6 +35,12 @@ class Tune(Subcommand):
             subparser, "a JSON structure used to override every trial's configuration, as in allennlp train"
         )
         add_file_friendly_logging_argument(subparser)
+        subparser.add_argument(
+            "--verbose",
+            action="store_true",
+            help="stream AllenNLP's training log to the console as allennlp train does (it always goes "
+            "to each trial's DIR/trial_N/out.log)",
+        )
         add_trial_arguments(subparser)
         add_worker_arguments(subparser)
         subparser.set_defaults(func=tune_from_args)
@@ -120,13 +126,16 @@ def add_trial_arguments(parser: argparse.ArgumentParser) -> None:
 @exit_on_configuration_error("tune", interrupted=INTERRUPTED_MESSAGE)
 def tune_from_args(args: argparse.Namespace) -> None:
     """Run :func:`allennlp_optuna.tuning.tune_study` with the settings the command line gives."""
+    from allennlp_optuna.console import next_commands
     from allennlp_optuna.memory import exit_without_final_collection
     from allennlp_optuna.report import REPORT_FILE
     from allennlp_optuna.settings import TuneSettings
     from allennlp_optuna.summary import summarize
     from allennlp_optuna.tuning import tune_study
 
-    study = tune_study(TuneSettings.from_args(args))
-    print(f"Report: {os.path.join(args.serialization_dir, REPORT_FILE)}", flush=True)
+    settings = TuneSettings.from_args(args)
+    study = tune_study(settings)
     print(summarize(study), flush=True)
+    report = os.path.join(args.serialization_dir, REPORT_FILE)
+    print("\n".join(next_commands(study.study_name, settings.storage, settings.config_file, report)), flush=True)
     exit_without_final_collection()
