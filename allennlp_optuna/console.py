@@ -542,6 +542,29 @@ def trial_logs_in_files(log_stream: TextIO) -> Iterator[None]:
             handler.removeFilter(once)
 
 
+@contextlib.contextmanager
+def quiet_setup(verbose: bool) -> Iterator[None]:
+    """Without ``verbose``, only warnings reach the console while ``tune`` prepares the study.
+
+    The INFO lines of that phase (the inferred direction, the pruning callback, Optuna's "A new
+    study created") say what the console's header says; ``--verbose`` keeps them.
+    """
+    if verbose:
+        yield
+        return
+    saved = [(handler, handler.level) for handler in _console_handlers()]
+    for handler, level in saved:
+        handler.setLevel(max(level, logging.WARNING))
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+        for handler, level in saved:
+            handler.setLevel(level)
+
+
 def class_name(component: Any, default: str) -> str:
     """The class name of a sampler or pruner, or ``default`` when none was chosen."""
     return type(component).__name__ if component is not None else default

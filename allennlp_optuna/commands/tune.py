@@ -126,7 +126,7 @@ def add_trial_arguments(parser: argparse.ArgumentParser) -> None:
 @exit_on_configuration_error("tune", interrupted=INTERRUPTED_MESSAGE)
 def tune_from_args(args: argparse.Namespace) -> None:
     """Run :func:`allennlp_optuna.tuning.tune_study` with the settings the command line gives."""
-    from allennlp_optuna.console import next_commands
+    from allennlp_optuna.console import next_commands, quiet_setup
     from allennlp_optuna.memory import exit_without_final_collection
     from allennlp_optuna.report import REPORT_FILE
     from allennlp_optuna.settings import TuneSettings
@@ -134,7 +134,8 @@ def tune_from_args(args: argparse.Namespace) -> None:
     from allennlp_optuna.tuning import tune_study
 
     settings = TuneSettings.from_args(args)
-    study = tune_study(settings)
+    with quiet_setup(settings.verbose):
+        study = tune_study(settings)
     print(summarize(study), flush=True)
     report = os.path.join(args.serialization_dir, REPORT_FILE)
     print("\n".join(next_commands(study.study_name, settings.storage, settings.config_file, report)), flush=True)
