@@ -33,6 +33,7 @@ from allennlp_optuna.compat import (
     study_storage,
     trial_id,
 )
+from allennlp_optuna.study import engine_options
 from allennlp_optuna.trial_attrs import FAIL_REASON_ATTR, SERIALIZATION_DIR_ATTR, WORKER_ATTR
 
 logger = logging.getLogger(__name__)
@@ -81,11 +82,9 @@ def recoverable_storage(
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        # SQLite lets one process write at a time; wait for the lock instead of failing after 5 s.
-        engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else None
         return RDBStorage(
             url,
-            engine_kwargs=engine_kwargs,
+            engine_kwargs=engine_options(url),
             heartbeat_interval=heartbeat_interval,
             **{stale_trial_callback_argument(): RetryCallback(max_retry=max_retry)},
         )

@@ -13,6 +13,10 @@ SERIALIZATION_DIR_ATTR = "serialization_dir"
 FAIL_REASON_ATTR = "fail_reason"
 """Trial user attribute holding why a trial failed (the traceback, or what stopped it)."""
 
+STUDY_ERROR_ATTR = "study_error"
+"""Trial user attribute holding the one-line message of an error that stops the whole study
+(:class:`~allennlp_optuna.errors.StudyError`), e.g. a ``--metrics`` key training never reports."""
+
 ENQUEUED_ATTR = "enqueued_from"
 """Trial user attribute naming the values file an enqueued trial came from."""
 

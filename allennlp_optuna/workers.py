@@ -33,16 +33,17 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Sequence, Tuple, Type, Union
 
 import optuna
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 from allennlp.common.checks import ConfigurationError
 
 from allennlp_optuna.budget import AskLock, OverBudget, TrialGate, TrialTickets
 from allennlp_optuna.recovery import fail_orphaned_trials, fail_trials_of_this_process, recoverable_storage
 from allennlp_optuna.compat import stop_fork_server, storage_engine
-from allennlp_optuna.errors import INTERRUPTED_EXIT_CODE
+from allennlp_optuna.errors import INTERRUPTED_EXIT_CODE, USER_ERROR_EXIT_CODE, StudyError
 from allennlp_optuna.settings import TuneSettings
 from allennlp_optuna.start_method import safe_context
 from allennlp_optuna.study import OptunaSettings
+from allennlp_optuna.trial_attrs import FAIL_REASON_ATTR, STUDY_ERROR_ATTR
 
 logger = logging.getLogger(__name__)
 
@@ -360,13 +361,20 @@ def run_job(job: WorkerJob) -> None:
 def _worker_main(job: WorkerJob) -> None:
     try:
         run_job(job)
+    except ConfigurationError:
+        # The supervisor prints the one line (user_error_of); the trial's fail_reason keeps the traceback.
+        _leave(USER_ERROR_EXIT_CODE)
     except KeyboardInterrupt:
         # The trial is recorded and the children are ended. Leave without the interpreter's
         # exit handlers: they join queue threads of killed data-loader workers, which can hang.
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(INTERRUPTED_EXIT_CODE)
+        _leave(INTERRUPTED_EXIT_CODE)
+
+
+def _leave(code: int) -> None:
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def runs_in_this_process(plans: List[WorkerPlan]) -> bool:
@@ -458,10 +466,27 @@ def _supervise(
                 release_connections(study)
                 workers[index] = restart(index)
                 continue
+            if worker.exitcode == USER_ERROR_EXIT_CODE:
+                raise user_error_of(study)
             raise ConfigurationError(
                 f"worker {index} stopped with exit status {worker.exitcode} (its error is above); "
                 "pass --skip-exception to record failing trials as FAIL and go on"
             )
+
+
+def user_error_of(study: optuna.Study) -> ConfigurationError:
+    """The error that stopped a worker on a problem the user can fix, rebuilt from the study.
+
+    The worker exits quietly; its last failed trial says why: a study-wide error's message, or
+    the last line of the trial's ``fail_reason`` traceback.
+    """
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    for trial in reversed(failed):
+        if STUDY_ERROR_ATTR in trial.user_attrs:
+            return StudyError(str(trial.user_attrs[STUDY_ERROR_ATTR]))
+    reason = str(failed[-1].user_attrs.get(FAIL_REASON_ATTR, "")).strip() if failed else ""
+    last_line = reason.splitlines()[-1] if reason else "a worker stopped on a configuration error"
+    return ConfigurationError(last_line.split(": ", 1)[-1] if last_line.startswith("allennlp.") else last_line)
 
 
 def worker_context() -> Any:
