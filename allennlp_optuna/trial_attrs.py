@@ -25,7 +25,8 @@ OVER_BUDGET_ATTR = "over_budget"
 
 # Trial system attributes.
 WORKER_ATTR = "allennlp_optuna:worker"
-"""Trial system attribute ``{"host", "pid", "started"}``: the process that runs the trial."""
+"""Trial system attribute ``{"host", "space", "pid", "started"}``: the process that runs the trial
+(see :mod:`allennlp_optuna.identity`)."""
 
 # Study user attributes that later commands (best-params, retrain, reports) read back.
 METRIC_ATTR = "metrics"

@@ -394,8 +394,9 @@ def run_workers(
     """Run one worker process per plan and supervise them; the function behind ``--n-workers``.
 
     Each process is started as :func:`worker_context` says. A worker killed from outside
-    (SIGKILL, out of memory) has its trial failed and retried at once and is replaced, up to once
-    per worker; a worker that stops on an error stops the others.
+    (SIGKILL, out of memory) has its trial failed and retried at once and is replaced after a
+    growing wait, up to ``--max-worker-restarts`` times in all (:class:`RestartPolicy`); a worker
+    that stops on an error stops the others.
 
     Args:
         study: the study, already created or joined.
@@ -424,7 +425,7 @@ def run_workers(
     )
     with interruptible():
         try:
-            _supervise(study, workers, start, max_restarts=len(plans))
+            _supervise(study, workers, start, RestartPolicy(settings.max_worker_restarts))
         except BaseException as error:
             _stop_workers(list(workers.values()))
             interrupted = isinstance(error, KeyboardInterrupt)
@@ -445,11 +446,45 @@ def _warn_about_sqlite(storage: str, n_workers: int) -> None:
         )
 
 
-def _supervise(
-    study: optuna.Study, workers: Dict[int, Any], restart: Callable[[int], Any], max_restarts: int
-) -> None:
-    """Wait for the workers; replace killed ones (their trials are retried), stop on a worker's error."""
-    restarts = 0
+@dataclass
+class RestartPolicy:
+    """How often, study-run-wide, a killed worker is replaced, and how long to wait before each.
+
+    Out-of-memory kills repeat; the wait doubles from ``first_wait`` up to ``longest_wait`` so that
+    memory held by the dead worker's children is returned first, and after ``max_restarts``
+    replacements the run stops with a line saying what to do.
+
+    Args:
+        max_restarts: replacements allowed in this run, over all workers (``--max-worker-restarts``).
+        first_wait: seconds before the first replacement.
+        longest_wait: the longest wait before a replacement.
+    """
+
+    max_restarts: int = 3
+    first_wait: float = 1.0
+    longest_wait: float = 30.0
+    restarts: int = 0
+
+    def wait_before_next(self) -> Optional[float]:
+        """Seconds to wait before the next replacement, counting it; ``None`` once none is left."""
+        if self.restarts >= self.max_restarts:
+            return None
+        self.restarts += 1
+        return min(self.first_wait * 2 ** (self.restarts - 1), self.longest_wait)
+
+
+def killed_too_often(index: int, signal_name: str, max_restarts: int) -> ConfigurationError:
+    """The line ``tune`` stops with when a worker is killed once more than the policy allows."""
+    return ConfigurationError(
+        f"worker {index} was killed by {signal_name} after {max_restarts} killed worker(s) had been replaced "
+        f"(--max-worker-restarts {max_restarts}); its trial is FAIL and will be retried. Repeated kills are "
+        "usually the out-of-memory killer (see `dmesg`): lower the batch size or --n-workers, then rerun "
+        "with --skip-if-exists to resume, or raise --max-worker-restarts"
+    )
+
+
+def _supervise(study: optuna.Study, workers: Dict[int, Any], restart: Callable[[int], Any], policy: RestartPolicy) -> None:
+    """Wait for the workers; replace killed ones (their trials are retried) as ``policy`` allows, stop on a worker's error."""
     while workers:
         multiprocessing.connection.wait([w.sentinel for w in workers.values()])
         for index, worker in list(workers.items()):
@@ -458,11 +493,17 @@ def _supervise(
             del workers[index]
             if worker.exitcode == 0:
                 continue
-            if worker.exitcode < 0 and restarts < max_restarts:
-                restarts += 1
+            if worker.exitcode < 0:
                 name = signal.Signals(-worker.exitcode).name
-                logger.warning("Worker %d (pid %d) was killed by %s; replacing it.", index, worker.pid, name)
                 fail_orphaned_trials(study)
+                wait = policy.wait_before_next()
+                if wait is None:
+                    raise killed_too_often(index, name, policy.max_restarts)
+                logger.warning(
+                    "Worker %d (pid %d) was killed by %s; replacing it in %g s (%d of %d replacements).",
+                    index, worker.pid, name, wait, policy.restarts, policy.max_restarts,
+                )
+                time.sleep(wait)
                 release_connections(study)
                 workers[index] = restart(index)
                 continue
