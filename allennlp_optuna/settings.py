@@ -70,6 +70,8 @@ class TuneSettings:
             ``model.tar.gz`` (no other trial writes one); ``"all"``: every trial writes it.
         max_worker_restarts: how many killed worker processes (SIGKILL, out of memory) this run
             replaces, over all workers, waiting longer before each; one more kill stops the run.
+        keep_checkpoints: keep each finished trial's epoch checkpoints (``model_state_e*``,
+            ``training_state_e*``); by default they are removed (see :mod:`allennlp_optuna.cleanup`).
     """
 
     config_file: str
@@ -96,6 +98,7 @@ class TuneSettings:
     heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL
     archive: str = ARCHIVE_BEST
     max_worker_restarts: int = 3
+    keep_checkpoints: bool = False
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "TuneSettings":

@@ -18,6 +18,7 @@ from allennlp.common.checks import ConfigurationError
 from optuna.trial import FrozenTrial
 
 from allennlp_optuna.best import archive_best_trial
+from allennlp_optuna.cleanup import CheckpointCleanup
 from allennlp_optuna.compat import no_trial_traceback_for
 from allennlp_optuna.config import check_config, check_overrides, load_params
 from allennlp_optuna.errors import StudyError
@@ -125,12 +126,14 @@ class TrialObjective:
 
     def study_callbacks(self) -> List[StudyCallback]:
         """The study callbacks this objective needs: :class:`TrialMemory` frees what each trial held,
-        :func:`stop_on_study_error` ends the study on an error every trial would hit.
+        :class:`~allennlp_optuna.cleanup.CheckpointCleanup` removes its epoch checkpoints (unless
+        ``keep_checkpoints``), :func:`stop_on_study_error` ends the study on an error every trial would hit.
 
         Freeing memory after Optuna has recorded the trial, rather than in the executor, lets a
         pruned or failed trial's traceback (which holds the model) go first.
         """
-        return [TrialMemory(), stop_on_study_error]
+        cleanup = [] if self.settings.keep_checkpoints else [CheckpointCleanup()]
+        return [TrialMemory(), *cleanup, stop_on_study_error]
 
 
 def stop_on_study_error(study: optuna.Study, trial: FrozenTrial) -> None:

@@ -14,6 +14,7 @@ from allennlp_optuna.compat import trial_id
 from allennlp_optuna.identity import this_process
 from allennlp_optuna.recovery import fail_orphaned_trials, recoverable_storage
 from allennlp_optuna.trial_attrs import WORKER_ATTR
+from tests.conftest import CONFIG, HPARAMS, run_cli
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
@@ -97,3 +98,22 @@ def test_a_negative_restart_count_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError) as refused:
         TuneSettings("c.jsonnet", "h.json", str(tmp_path), max_worker_restarts=-1).check()
     assert refused.value.message == "--max-worker-restarts must be 0 or more, got -1"
+
+
+CHECKPOINTS = ("model_state_e", "training_state_e")
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["removed", "--keep-checkpoints"])
+def test_a_finished_trial_keeps_its_model_but_not_its_epoch_checkpoints(
+    keep: bool, workdir: Path, storage: str, capsys: pytest.CaptureFixture
+) -> None:
+    argv = ["tune", str(CONFIG), str(HPARAMS), "-s", "result", "--storage", storage, "--n-trials", "2"]
+
+    result = run_cli([*argv, "--keep-checkpoints"] if keep else argv, capsys)
+
+    assert result.code == 0, result
+    for trial_dir in sorted((workdir / "result").glob("trial_*")):
+        names = {path.name for path in trial_dir.iterdir()}
+        assert {"best.th", "config.json", "vocabulary", "metrics.json", "out.log"} <= names
+        assert any(name.startswith(CHECKPOINTS) for name in names) == keep, names
+    assert sum(1 for _ in (workdir / "result").glob("trial_*/model.tar.gz")) == 1  # the best trial's archive

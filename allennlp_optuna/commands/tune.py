@@ -119,6 +119,13 @@ def add_trial_arguments(parser: argparse.ArgumentParser) -> None:
         "ends; 'all' every trial, as allennlp train. Every trial keeps config.json, best.th and "
         "vocabulary/, which allennlp evaluate also accepts in place of an archive",
     )
+    parser.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="keep each finished trial's epoch checkpoints (model_state_e*, training_state_e* with the optimizer "
+        "state); by default they are removed once the trial ends, keeping best.th, config.json, vocabulary/ "
+        "and the metrics",
+    )
 
 
 @exit_on_configuration_error("tune", interrupted=INTERRUPTED_MESSAGE)
