@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import sys
-from typing import Any, Callable, Dict, Iterator, Optional, Type, Union
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple, Type, Union
 
 import optuna
 from optuna.distributions import BaseDistribution
@@ -100,6 +100,34 @@ def enqueued_by_optuna(trial: FrozenTrial) -> bool:
     public way to ask.
     """
     return _OPTUNA_FIXED_PARAMS in trial.system_attrs
+
+
+OPTUNA_TRIAL_LOGGER = "optuna.study._optimize"
+"""The logger of Optuna's private ``optuna.study._optimize`` module, which logs a failed trial
+with its traceback (``_log_failed_trial``). Optuna has no option to log it without one."""
+
+
+class _NoTracebackFor(logging.Filter):
+    def __init__(self, explained: Tuple[Type[BaseException], ...]) -> None:
+        super().__init__()
+        self.explained = explained
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], self.explained):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def no_trial_traceback_for(*explained: Type[BaseException]) -> None:
+    """Keep Optuna's "Trial N failed" warning for ``explained`` errors, without its traceback.
+
+    Errors the plugin explains in one line (``ConfigurationError``) must not print a traceback,
+    also not through Optuna's logger; the traceback stays in the trial's ``fail_reason``.
+    Installing it twice has no further effect.
+    """
+    trial_logger = logging.getLogger(OPTUNA_TRIAL_LOGGER)
+    if not any(isinstance(f, _NoTracebackFor) and f.explained == explained for f in trial_logger.filters):
+        trial_logger.addFilter(_NoTracebackFor(explained))
 
 
 # --- Optuna: names that differ between the supported versions (3.x to 5.x) --------------------

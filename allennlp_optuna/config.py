@@ -23,6 +23,8 @@ from allennlp_optuna.search_space import ParamValue, SearchSpace
 logger = logging.getLogger(__name__)
 
 PRUNING_CALLBACK_TYPE = "optuna_pruner"
+METRIC_CHECK_CALLBACK_TYPE = "optuna_metric_check"
+"""The callback ``tune`` adds to check ``--metrics`` after the first epoch (:mod:`allennlp_optuna.metric_check`)."""
 _UNDEFINED_EXT_VAR = re.compile(r"undefined external variable: (\S+)")
 _PLACEHOLDER = "0"
 
@@ -51,10 +53,40 @@ def load_params(
         values: hyperparameter values, e.g. ``trial.params``.
         overrides: a JSON string or dict, as ``allennlp train -o`` takes it.
     """
+    check_overrides(overrides)
+    if not os.path.isfile(config_file):
+        raise ConfigurationError(f"config file {config_file} does not exist")
     try:
-        return Params.from_file(config_file, params_overrides=overrides, ext_vars=ext_vars_for(values))
+        params = Params.from_file(config_file, params_overrides=overrides, ext_vars=ext_vars_for(values))
     except RuntimeError as error:  # _jsonnet reports evaluation errors as RuntimeError
         raise ConfigurationError(f"cannot evaluate {config_file}: {first_line(error)}")
+    except (AttributeError, TypeError):  # AllenNLP applies overrides to an object only
+        check_is_object(config_file, _jsonnet.evaluate_file(str(config_file), ext_vars=ext_vars_for(values)))
+        raise
+    check_is_object(config_file, json.dumps(params.params))
+    return params
+
+
+def check_is_object(config_file: str, evaluated: str) -> None:
+    """Refuse a config that evaluates to something other than a JSON object (a list, a number)."""
+    value = json.loads(evaluated)
+    if not isinstance(value, dict):
+        raise ConfigurationError(
+            f"{config_file} evaluates to a JSON {type(value).__name__}, not an object of settings "
+            "(dataset_reader, model, trainer, ...)"
+        )
+
+
+def check_overrides(overrides: Union[str, Dict[str, Any]]) -> None:
+    """Refuse ``-o/--overrides`` that is not a JSON (or Jsonnet) object, blaming the flag, not the config."""
+    if isinstance(overrides, dict) or not overrides.strip():
+        return
+    try:
+        value = json.loads(_jsonnet.evaluate_snippet("overrides", overrides))
+    except RuntimeError as error:
+        raise ConfigurationError(f"-o/--overrides is not valid JSON: {first_line(error)}")
+    if not isinstance(value, dict):
+        raise ConfigurationError(f"-o/--overrides must be a JSON object, got {type(value).__name__} {overrides}")
 
 
 def _evaluate(config_file: str, ext_vars: Dict[str, str]) -> Optional[str]:
@@ -93,6 +125,7 @@ def check_config(config_file: str, search_space: SearchSpace) -> List[str]:
         raise ConfigurationError(
             f"cannot evaluate {config_file} with {json.dumps(sampled)}: {first_line(RuntimeError(error))}"
         )
+    check_is_object(config_file, _jsonnet.evaluate_file(str(config_file), ext_vars=ext_vars))
 
     unused = _unread_names(config_file, ext_vars, search_space.names)
     for name in unused:
@@ -140,11 +173,21 @@ def is_pruning_entry(callback: Any) -> bool:
     return isinstance(callback, dict) and callback.get("type") == PRUNING_CALLBACK_TYPE
 
 
+def is_metric_check_entry(callback: Any) -> bool:
+    """Whether a ``trainer.callbacks`` entry is ``{type: 'optuna_metric_check', ...}``."""
+    return isinstance(callback, dict) and callback.get("type") == METRIC_CHECK_CALLBACK_TYPE
+
+
 def remove_pruning_callbacks(config: Dict[str, Any]) -> Dict[str, Any]:
-    """Drop ``optuna_pruner`` entries from ``trainer.callbacks`` (they need a live trial)."""
+    """Drop the callbacks ``tune`` adds from ``trainer.callbacks``: ``optuna_pruner`` entries (they
+    need a live trial) and the ``optuna_metric_check``."""
     trainer = config.get("trainer")
     if isinstance(trainer, dict) and isinstance(trainer.get("callbacks"), list):
-        trainer["callbacks"] = [callback for callback in trainer["callbacks"] if not is_pruning_entry(callback)]
+        trainer["callbacks"] = [
+            callback
+            for callback in trainer["callbacks"]
+            if not is_pruning_entry(callback) and not is_metric_check_entry(callback)
+        ]
         if not trainer["callbacks"]:
             del trainer["callbacks"]
     return config

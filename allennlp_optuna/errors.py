@@ -6,10 +6,17 @@ from typing import Any, Callable, Optional, TypeVar
 
 from allennlp.common.checks import ConfigurationError
 
+from allennlp_optuna.redaction import redact_urls
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 USER_ERROR_EXIT_CODE = 2
 INTERRUPTED_EXIT_CODE = 130
+
+
+class StudyError(ConfigurationError):
+    """A problem every trial of the study would hit (a ``--metrics`` key that training never
+    reports): it stops the study even with ``--skip-exception``, which skips only one trial's failure."""
 
 
 def first_line(error: BaseException) -> str:
@@ -42,7 +49,8 @@ def exit_on_configuration_error(command: str, interrupted: Optional[str] = None)
     """Decorate a ``*_from_args`` function: a ``ConfigurationError`` becomes one stderr line.
 
     The line reads ``allennlp COMMAND: error: MESSAGE`` and the process exits with status 2,
-    as argparse does for a bad flag. With ``interrupted``, Ctrl-C / SIGTERM print
+    as argparse does for a bad flag; a password in a URL is never printed back
+    (:func:`~allennlp_optuna.redaction.redact_urls`). With ``interrupted``, Ctrl-C / SIGTERM print
     ``allennlp COMMAND: INTERRUPTED`` and exit with status 130. Other exceptions (real bugs,
     crashes) keep their traceback.
     """
@@ -58,7 +66,7 @@ def exit_on_configuration_error(command: str, interrupted: Optional[str] = None)
             try:
                 return function(*args, **kwargs)
             except ConfigurationError as error:
-                leave(f"error: {error.message}", USER_ERROR_EXIT_CODE)
+                leave(f"error: {redact_urls(error.message)}", USER_ERROR_EXIT_CODE)
             except KeyboardInterrupt:
                 if interrupted is None:
                     raise

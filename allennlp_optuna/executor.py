@@ -31,7 +31,15 @@ from allennlp_optuna.compat import archive_skipped
 from allennlp_optuna.config import load_params
 from allennlp_optuna.data_reuse import reusing_data
 from allennlp_optuna.memory import release_training_memory
-from allennlp_optuna.pruning import monitored_metric, raise_worker_failure, with_pruning_callback
+from allennlp_optuna.metric_check import missing_metric_message, with_metric_check
+from allennlp_optuna.pruning import (
+    has_pruning_callback,
+    monitored_metric,
+    raise_worker_failure,
+    storage_url,
+    with_pruning_callback,
+)
+from allennlp_optuna.redaction import storage_in_environment
 from allennlp_optuna.start_method import data_loaders_without_fork
 from allennlp_optuna.trial_attrs import FAIL_REASON_ATTR, METRICS_FILE, SERIALIZATION_DIR_ATTR  # noqa: F401 (re-exported)
 
@@ -57,6 +65,8 @@ class AllenNLPExecutor:
             the end, see :func:`allennlp_optuna.best.archive_best_trial`).
         release_memory: free the training's memory when :meth:`run` returns (``allennlp tune``
             does it in a study callback instead, see :mod:`allennlp_optuna.memory`).
+        check_metric: stop after the first epoch when ``metrics`` is not among its metrics
+            (see :mod:`allennlp_optuna.metric_check`) instead of after the whole training.
     """
 
     def __init__(
@@ -74,6 +84,7 @@ class AllenNLPExecutor:
         add_pruning_callback: bool = False,
         archive: bool = True,
         release_memory: bool = True,
+        check_metric: bool = False,
     ) -> None:
         self.trial = trial
         self.config_file = config_file
@@ -87,10 +98,13 @@ class AllenNLPExecutor:
         self.add_pruning_callback = add_pruning_callback
         self.archive = archive
         self.release_memory = release_memory
+        self.check_metric = check_metric
 
     def params(self) -> Params:
         """The trial's training configuration, as ``train_model`` receives it."""
         params = load_params(self.config_file, self.trial.params, self.overrides)
+        if self.check_metric:
+            params = with_metric_check(params, self.metrics)
         return with_pruning_callback(params, self.trial, monitored_metric(self.metrics), self.add_pruning_callback)
 
     def run(self) -> float:
@@ -101,6 +115,8 @@ class AllenNLPExecutor:
         try:
             with ExitStack() as stack:
                 stack.enter_context(own_log_handlers())
+                if has_pruning_callback(params):
+                    stack.enter_context(storage_in_environment(storage_url(self.trial.study)))
                 if self.reuse_data:
                     stack.enter_context(reusing_data(params))
                 if not self.archive:
@@ -130,10 +146,7 @@ def read_metric(serialization_dir: str, metric: str) -> float:
     except FileNotFoundError:
         raise ConfigurationError(f"training wrote no {path}; see {os.path.join(serialization_dir, 'out.log')}")
     if metric not in metrics:
-        numeric = sorted(k for k, v in metrics.items() if isinstance(v, (int, float)))
-        raise ConfigurationError(
-            f"metric {metric!r} is not in {path}; choose --metrics from: {', '.join(numeric)}"
-        )
+        raise ConfigurationError(missing_metric_message(metric, path, metrics))
     return float(metrics[metric])
 
 

@@ -38,6 +38,8 @@ from optuna.trial import TrialState
 
 from allennlp_optuna.compat import has_pruner_argument, pruner_argument, rdb_storage, running_trial, study_storage, trial_id
 from allennlp_optuna.config import PRUNING_CALLBACK_TYPE, is_pruning_entry
+from allennlp_optuna.errors import StudyError
+from allennlp_optuna.redaction import redact_url, restore_password
 from allennlp_optuna.study import OptunaSettings
 
 logger = logging.getLogger(__name__)
@@ -51,7 +53,7 @@ class TrialIdentity:
     """What a training process needs to rebuild a running trial from its storage.
 
     Args:
-        storage: the study's storage URL.
+        storage: the study's storage URL, its password hidden (see :mod:`allennlp_optuna.redaction`).
         study_name: the study's name.
         trial_id: the trial's storage id (:func:`~allennlp_optuna.compat.trial_id`, not its number).
         pruner: the study's pruner as ``{"type": ..., "attributes": {...}}`` (see
@@ -67,7 +69,7 @@ class TrialIdentity:
         """The trial, or ``None`` (with a warning) when it is no longer running."""
         study = optuna.load_study(
             study_name=self.study_name,
-            storage=self.storage,
+            storage=restore_password(self.storage),
             # Building a Trial runs the sampler's hooks; a random sampler's have no effects.
             sampler=optuna.samplers.RandomSampler(),
             pruner=OptunaSettings.from_dict({"pruner": self.pruner}).pruner if self.pruner else None,
@@ -265,7 +267,7 @@ def with_pruning_callback(params: Params, trial: optuna.Trial, monitor: str, add
         config["trainer"]["callbacks"] = list(config["trainer"].get("callbacks") or []) + entries
     identity = {
         "monitor": monitor,
-        "storage": _storage_url(trial.study),
+        "storage": redact_url(storage_url(trial.study)),  # configs are archived and shared
         "study_name": trial.study.study_name,
         "trial_id": trial_id(trial),
         "pruner": pruner_spec(trial.study.pruner),
@@ -282,7 +284,8 @@ def with_pruning_callback(params: Params, trial: optuna.Trial, monitor: str, add
     return Params(config)
 
 
-def _storage_url(study: optuna.Study) -> str:
+def storage_url(study: optuna.Study) -> str:
+    """The full URL of ``study``'s storage, which training processes open; refused for in-memory studies."""
     storage = rdb_storage(study)
     if not isinstance(storage, optuna.storages.RDBStorage):
         raise ConfigurationError(
@@ -338,7 +341,7 @@ def raise_worker_failure(error: Exception) -> NoReturn:
     ``error`` (whose message holds the worker's traceback); anything else is re-raised as is.
     """
     last_line = str(error).strip().splitlines()[-1] if str(error).strip() else ""
-    for exception_type in (optuna.TrialPruned, ConfigurationError):
+    for exception_type in (optuna.TrialPruned, StudyError, ConfigurationError):
         prefix = f"{exception_type.__module__}.{exception_type.__name__}: "
         if last_line.startswith(prefix):
             raise exception_type(last_line[len(prefix) :]) from error

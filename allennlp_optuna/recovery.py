@@ -6,9 +6,10 @@ Two mechanisms end such a trial as FAIL and queue a retry with the same paramete
 * Optuna's storage heartbeat: every running trial records a heartbeat each
   ``heartbeat_interval`` seconds; any worker, on any machine, fails trials whose heartbeat is
   older than the grace period before it starts its next trial.
-* Worker identity: each trial records the host and process that runs it
-  (:data:`WORKER_ATTR`); a worker on the same host sees at once that the process is gone,
-  without waiting for the grace period (:func:`fail_orphaned_trials`).
+* Worker identity: each trial records the process that runs it (:data:`WORKER_ATTR`, see
+  :mod:`allennlp_optuna.identity`: kernel boot id and pid namespace, not the host name); a
+  worker that can see that process sees at once that it is gone, without waiting for the grace
+  period (:func:`fail_orphaned_trials`).
 
 Either way :class:`RetryCallback` (Optuna's ``RetryHeartbeatStaleTrialCallback``) enqueues a
 WAITING copy of the trial's parameters; the next trial any worker asks for is that retry, and
@@ -17,10 +18,8 @@ WAITING copy of the trial's parameters; the next trial any worker asks for is th
 """
 import copy
 import logging
-import os
-import socket
 import warnings
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, List, Optional
 
 import optuna
 from optuna.storages import RDBStorage
@@ -33,6 +32,8 @@ from allennlp_optuna.compat import (
     study_storage,
     trial_id,
 )
+from allennlp_optuna.identity import WorkerIdentity, has_ended, is_this_process, same_process_space, this_process
+from allennlp_optuna.study import engine_options
 from allennlp_optuna.trial_attrs import FAIL_REASON_ATTR, SERIALIZATION_DIR_ATTR, WORKER_ATTR
 
 logger = logging.getLogger(__name__)
@@ -81,20 +82,17 @@ def recoverable_storage(
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        # SQLite lets one process write at a time; wait for the lock instead of failing after 5 s.
-        engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else None
         return RDBStorage(
             url,
-            engine_kwargs=engine_kwargs,
+            engine_kwargs=engine_options(url),
             heartbeat_interval=heartbeat_interval,
             **{stale_trial_callback_argument(): RetryCallback(max_retry=max_retry)},
         )
 
 
-def this_worker() -> Dict[str, Union[str, int, None]]:
-    """The identity recorded on each trial: host name, process id, process start time."""
-    pid = os.getpid()
-    return {"host": socket.gethostname(), "pid": pid, "started": _process_start_time(pid)}
+def this_worker() -> WorkerIdentity:
+    """The identity recorded on each trial (see :mod:`allennlp_optuna.identity`)."""
+    return this_process()
 
 
 def record_worker(trial: optuna.Trial) -> None:
@@ -102,37 +100,19 @@ def record_worker(trial: optuna.Trial) -> None:
     trial.storage.set_trial_system_attr(trial_id(trial), WORKER_ATTR, this_worker())
 
 
-def _process_start_time(pid: int) -> Optional[int]:
-    """Start time of a process in clock ticks since boot (Linux), to tell a reused pid apart."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as file:
-            fields = file.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return int(fields[19])  # field 22 of stat(5); the first two fields were split off
+def is_orphaned(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` is RUNNING but its worker, a process this one can see, has ended.
 
-
-def _process_alive(pid: int, started: Optional[int]) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    if started is None:
-        return True
-    now = _process_start_time(pid)
-    return now is None or now == started
-
-
-def is_orphaned(trial: FrozenTrial, host: Optional[str] = None) -> bool:
-    """Whether ``trial`` is RUNNING but its worker, a process on this host, has ended."""
+    The worker is looked up only in this process space (same kernel boot, same pid namespace);
+    a trial of another machine or container, even one with the same host name, is left to its
+    heartbeat.
+    """
     worker = trial.system_attrs.get(WORKER_ATTR)
     if trial.state != TrialState.RUNNING or not isinstance(worker, dict):
         return False
-    if worker.get("host") != (host or socket.gethostname()):
-        return False  # another machine's process: only its heartbeat can tell
-    return not _process_alive(int(worker["pid"]), worker.get("started"))
+    if not same_process_space(worker):
+        return False  # another machine's (or container's) process: only its heartbeat can tell
+    return has_ended(worker)
 
 
 def fail_orphaned_trials(study: optuna.Study, cause: str = "") -> List[int]:
@@ -183,11 +163,10 @@ def fail_trials_of_this_process(study: optuna.Study) -> List[int]:
     Returns:
         The numbers of the trials this call failed.
     """
-    me = this_worker()
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = trial.system_attrs.get(WORKER_ATTR)
-        if isinstance(worker, dict) and (worker.get("host"), worker.get("pid")) == (me["host"], me["pid"]):
+        if isinstance(worker, dict) and is_this_process(worker):
             reason = "KeyboardInterrupt: stopped by Ctrl-C or SIGTERM; rerun tune with --skip-if-exists to resume"
             if _fail(study_storage(study), trial, reason):
                 failed.append(trial.number)

@@ -15,6 +15,7 @@ from allennlp.common import Params
 from allennlp.common.checks import ConfigurationError
 from optuna.trial import FrozenTrial, TrialState
 
+from allennlp_optuna.preflight import check_serialization_dir as writable_serialization_dir
 from allennlp_optuna.best import describe_trial, require_best_trial
 from allennlp_optuna.config import resolved_config
 from allennlp_optuna.memory import release_training_memory
@@ -66,6 +67,7 @@ def check_serialization_dir(
                 f"{serialization_dir} holds trial {trial.number}'s directory {trial_dir}; "
                 "retrain into a new --serialization-dir"
             )
+    writable_serialization_dir(serialization_dir)
     if os.path.isdir(serialization_dir) and os.listdir(serialization_dir) and not (recover or force):
         raise ConfigurationError(
             f"serialization directory {serialization_dir} is not empty; pass -f to overwrite it "

@@ -69,6 +69,10 @@ class TuneSettings:
             twice as long is failed and retried with the same parameters.
         archive: ``"best"``: when the trials are done, the study's best trial gets its
             ``model.tar.gz`` (no other trial writes one); ``"all"``: every trial writes it.
+        max_worker_restarts: how many killed worker processes (SIGKILL, out of memory) this run
+            replaces, over all workers, waiting longer before each; one more kill stops the run.
+        keep_checkpoints: keep each finished trial's epoch checkpoints (``model_state_e*``,
+            ``training_state_e*``); by default they are removed (see :mod:`allennlp_optuna.cleanup`).
     """
 
     config_file: str
@@ -95,6 +99,8 @@ class TuneSettings:
     max_trials: Optional[int] = None
     heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL
     archive: str = ARCHIVE_BEST
+    max_worker_restarts: int = 3
+    keep_checkpoints: bool = False
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "TuneSettings":
@@ -120,6 +126,8 @@ class TuneSettings:
             raise ConfigurationError(
                 f"--heartbeat-interval must be at least 1 second, got {self.heartbeat_interval}"
             )
+        if self.max_worker_restarts < 0:
+            raise ConfigurationError(f"--max-worker-restarts must be 0 or more, got {self.max_worker_restarts}")
         check_archive(self.archive)
 
     def resolved(self) -> "TuneSettings":

@@ -19,12 +19,13 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 import optuna
 from allennlp.common.checks import ConfigurationError
 
 from allennlp_optuna.errors import first_line, read_json_file
+from allennlp_optuna.redaction import redact_url
 from allennlp_optuna.trial_attrs import CONFIG_ATTR, METRIC_ATTR  # noqa: F401 (re-exported)
 from allennlp_optuna.typed_entries import is_typed_entry, keyword_arguments, unknown_attributes
 
@@ -119,12 +120,31 @@ def _build(spec: Any, kind: str, where: str) -> Any:
         raise ConfigurationError(f"{where}: {name}({json.dumps(spec.get('attributes') or {})}) failed: {error}")
 
 
+STORAGE_CONNECT_TIMEOUT = 10
+"""Seconds to wait for a database server to answer a new connection (an unreachable host, a
+firewall dropping packets) before ``tune`` gives up with one line, instead of the driver's minutes."""
+
+
+def engine_options(storage: str) -> Optional[Dict[str, Any]]:
+    """SQLAlchemy engine options for ``storage``: a bounded connect wait for database servers, a lock wait for SQLite."""
+    backend = storage.split(":", 1)[0].split("+", 1)[0]
+    if backend == "sqlite":
+        return {"connect_args": {"timeout": 120}}  # one process writes at a time: wait for the lock, not 5 s
+    if backend in ("postgresql", "postgres", "mysql"):
+        return {"connect_args": {"connect_timeout": STORAGE_CONNECT_TIMEOUT}}
+    return None
+
+
 def open_storage(storage: str) -> optuna.storages.BaseStorage:
-    """Open a storage URL, turning connection problems into one ``ConfigurationError`` line."""
+    """Open a storage URL, turning connection problems into one ``ConfigurationError`` line.
+
+    A database server that does not answer within :data:`STORAGE_CONNECT_TIMEOUT` seconds is
+    such a problem. The message never shows the URL's password.
+    """
     try:
-        return optuna.storages.get_storage(storage)
+        return optuna.storages.get_storage(optuna.storages.RDBStorage(storage, engine_kwargs=engine_options(storage)))
     except Exception as error:  # SQLAlchemy, driver and URL errors come in many types
-        raise ConfigurationError(f"cannot open storage {storage}: {first_line(error)}")
+        raise ConfigurationError(f"cannot open storage {redact_url(storage)}: {redact_url(first_line(error))}")
 
 
 def create_or_join_study(

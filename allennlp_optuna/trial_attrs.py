@@ -13,6 +13,10 @@ SERIALIZATION_DIR_ATTR = "serialization_dir"
 FAIL_REASON_ATTR = "fail_reason"
 """Trial user attribute holding why a trial failed (the traceback, or what stopped it)."""
 
+STUDY_ERROR_ATTR = "study_error"
+"""Trial user attribute holding the one-line message of an error that stops the whole study
+(:class:`~allennlp_optuna.errors.StudyError`), e.g. a ``--metrics`` key training never reports."""
+
 ENQUEUED_ATTR = "enqueued_from"
 """Trial user attribute naming the values file an enqueued trial came from."""
 
@@ -21,7 +25,8 @@ OVER_BUDGET_ATTR = "over_budget"
 
 # Trial system attributes.
 WORKER_ATTR = "allennlp_optuna:worker"
-"""Trial system attribute ``{"host", "pid", "started"}``: the process that runs the trial."""
+"""Trial system attribute ``{"host", "space", "pid", "started"}``: the process that runs the trial
+(see :mod:`allennlp_optuna.identity`)."""
 
 # Study user attributes that later commands (best-params, retrain, reports) read back.
 METRIC_ATTR = "metrics"

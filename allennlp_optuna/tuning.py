@@ -15,15 +15,18 @@ from typing import Any, Callable, Dict, List
 
 import optuna
 from allennlp.common.checks import ConfigurationError
-from allennlp.common.util import import_module_and_submodules
 from optuna.trial import FrozenTrial
 
 from allennlp_optuna.best import archive_best_trial
-from allennlp_optuna.config import check_config, load_params
+from allennlp_optuna.cleanup import CheckpointCleanup
+from allennlp_optuna.compat import no_trial_traceback_for
+from allennlp_optuna.config import check_config, check_overrides, load_params
+from allennlp_optuna.errors import StudyError
 from allennlp_optuna.enqueue import EnqueuedValues, enqueue_trials, read_enqueued_values
 from allennlp_optuna.executor import AllenNLPExecutor
 from allennlp_optuna.memory import TrialMemory, frozen_between_trials
 from allennlp_optuna.console import StudyDescription, class_name, study_console
+from allennlp_optuna.preflight import check_devices, check_serialization_dir, import_packages
 from allennlp_optuna.pruning import monitored_metric, plan_pruning
 from allennlp_optuna.report import REPORT_FILE, ReportWriter
 from allennlp_optuna.search_space import SearchSpace
@@ -35,7 +38,13 @@ from allennlp_optuna.settings import (  # noqa: F401 (ARCHIVE_* and check_archiv
     check_archive,
 )
 from allennlp_optuna.study import OptunaSettings, create_or_join_study
-from allennlp_optuna.trial_attrs import CONFIG_ATTR, FAIL_REASON_ATTR, METRIC_ATTR, SERIALIZATION_DIR_ATTR
+from allennlp_optuna.trial_attrs import (
+    CONFIG_ATTR,
+    FAIL_REASON_ATTR,
+    METRIC_ATTR,
+    SERIALIZATION_DIR_ATTR,
+    STUDY_ERROR_ATTR,
+)
 from allennlp_optuna.workers import (
     WorkerPlan,
     optimize_in_process,
@@ -46,6 +55,7 @@ from allennlp_optuna.workers import (
 )
 
 _TRIAL_DIR = re.compile(r"^trial_(\d+)$")
+no_trial_traceback_for(ConfigurationError)  # its one line is printed by the command; fail_reason keeps the rest
 
 StudyCallback = Callable[[optuna.Study, FrozenTrial], None]
 
@@ -84,6 +94,10 @@ class TrialObjective:
             return self.executor(trial).run()
         except optuna.TrialPruned:
             raise
+        except StudyError as error:
+            trial.set_user_attr(FAIL_REASON_ATTR, traceback.format_exc())
+            trial.set_user_attr(STUDY_ERROR_ATTR, error.message)
+            raise
         except BaseException:
             trial.set_user_attr(FAIL_REASON_ATTR, traceback.format_exc())
             raise
@@ -103,6 +117,7 @@ class TrialObjective:
             add_pruning_callback=self.add_pruning_callback,
             archive=settings.archive == ARCHIVE_ALL,
             release_memory=False,  # the TrialMemory of study_callbacks() does it, after Optuna records the trial
+            check_metric=True,
         )
 
     def for_worker(self, plan: WorkerPlan) -> "TrialObjective":
@@ -110,12 +125,26 @@ class TrialObjective:
         return replace(self, worker_overrides={**self.worker_overrides, **plan.config_overrides()})
 
     def study_callbacks(self) -> List[StudyCallback]:
-        """The study callbacks this objective needs: :class:`TrialMemory` frees what each trial held.
+        """The study callbacks this objective needs: :class:`TrialMemory` frees what each trial held,
+        :class:`~allennlp_optuna.cleanup.CheckpointCleanup` removes its epoch checkpoints (unless
+        ``keep_checkpoints``), :func:`stop_on_study_error` ends the study on an error every trial would hit.
 
         Freeing memory after Optuna has recorded the trial, rather than in the executor, lets a
         pruned or failed trial's traceback (which holds the model) go first.
         """
-        return [TrialMemory()]
+        cleanup = [] if self.settings.keep_checkpoints else [CheckpointCleanup()]
+        return [TrialMemory(), *cleanup, stop_on_study_error]
+
+
+def stop_on_study_error(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Study callback: raise the :class:`~allennlp_optuna.errors.StudyError` that failed ``trial``.
+
+    ``--skip-exception`` lets Optuna record a failing trial and go on; an error that every
+    trial would hit (a ``--metrics`` key that training never reports) stops the study anyway.
+    """
+    message = trial.user_attrs.get(STUDY_ERROR_ATTR)
+    if message is not None:
+        raise StudyError(message)
 
 
 @dataclass
@@ -140,14 +169,16 @@ class StudyPlan:
 def plan_study(settings: TuneSettings) -> StudyPlan:
     """Read and check every input file, before any study is opened and any trial trains."""
     workers = plan_workers(settings.n_workers, settings.devices, settings.devices_per_trial)
+    check_devices(settings.devices)
     search_space = SearchSpace.from_file(settings.search_space_file)
     optuna_settings = OptunaSettings.from_file(settings.optuna_param_path)
-    for package in settings.include_package:
-        import_module_and_submodules(package)
+    import_packages(settings.include_package)
     check_config(settings.config_file, search_space)
+    check_overrides(settings.overrides)
     enqueued = [read_enqueued_values(path, search_space) for path in settings.enqueue_trial]
     example_params = load_params(settings.config_file, search_space.example_values(), settings.overrides)
     add_pruning_callback = plan_pruning(example_params, optuna_settings.pruner, settings.config_file)
+    check_serialization_dir(settings.serialization_dir)
     return StudyPlan(workers, search_space, optuna_settings, enqueued, add_pruning_callback)
 
 

@@ -33,16 +33,17 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional, Protocol, Sequence, Tuple, Type, Union
 
 import optuna
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 from allennlp.common.checks import ConfigurationError
 
 from allennlp_optuna.budget import AskLock, OverBudget, TrialGate, TrialTickets
 from allennlp_optuna.recovery import fail_orphaned_trials, fail_trials_of_this_process, recoverable_storage
 from allennlp_optuna.compat import stop_fork_server, storage_engine
-from allennlp_optuna.errors import INTERRUPTED_EXIT_CODE
+from allennlp_optuna.errors import INTERRUPTED_EXIT_CODE, USER_ERROR_EXIT_CODE, StudyError
 from allennlp_optuna.settings import TuneSettings
 from allennlp_optuna.start_method import safe_context
 from allennlp_optuna.study import OptunaSettings
+from allennlp_optuna.trial_attrs import FAIL_REASON_ATTR, STUDY_ERROR_ATTR
 
 logger = logging.getLogger(__name__)
 
@@ -367,13 +368,20 @@ def worker_console(verbose: bool) -> ContextManager[None]:
 def _worker_main(job: WorkerJob) -> None:
     try:
         run_job(job)
+    except ConfigurationError:
+        # The supervisor prints the one line (user_error_of); the trial's fail_reason keeps the traceback.
+        _leave(USER_ERROR_EXIT_CODE)
     except KeyboardInterrupt:
         # The trial is recorded and the children are ended. Leave without the interpreter's
         # exit handlers: they join queue threads of killed data-loader workers, which can hang.
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(INTERRUPTED_EXIT_CODE)
+        _leave(INTERRUPTED_EXIT_CODE)
+
+
+def _leave(code: int) -> None:
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def runs_in_this_process(plans: List[WorkerPlan]) -> bool:
@@ -393,8 +401,9 @@ def run_workers(
     """Run one worker process per plan and supervise them; the function behind ``--n-workers``.
 
     Each process is started as :func:`worker_context` says. A worker killed from outside
-    (SIGKILL, out of memory) has its trial failed and retried at once and is replaced, up to once
-    per worker; a worker that stops on an error stops the others.
+    (SIGKILL, out of memory) has its trial failed and retried at once and is replaced after a
+    growing wait, up to ``--max-worker-restarts`` times in all (:class:`RestartPolicy`); a worker
+    that stops on an error stops the others.
 
     Args:
         study: the study, already created or joined.
@@ -423,7 +432,7 @@ def run_workers(
     )
     with interruptible():
         try:
-            _supervise(study, workers, start, max_restarts=len(plans))
+            _supervise(study, workers, start, RestartPolicy(settings.max_worker_restarts))
         except BaseException as error:
             _stop_workers(list(workers.values()))
             interrupted = isinstance(error, KeyboardInterrupt)
@@ -444,11 +453,45 @@ def _warn_about_sqlite(storage: str, n_workers: int) -> None:
         )
 
 
-def _supervise(
-    study: optuna.Study, workers: Dict[int, Any], restart: Callable[[int], Any], max_restarts: int
-) -> None:
-    """Wait for the workers; replace killed ones (their trials are retried), stop on a worker's error."""
-    restarts = 0
+@dataclass
+class RestartPolicy:
+    """How often, study-run-wide, a killed worker is replaced, and how long to wait before each.
+
+    Out-of-memory kills repeat; the wait doubles from ``first_wait`` up to ``longest_wait`` so that
+    memory held by the dead worker's children is returned first, and after ``max_restarts``
+    replacements the run stops with a line saying what to do.
+
+    Args:
+        max_restarts: replacements allowed in this run, over all workers (``--max-worker-restarts``).
+        first_wait: seconds before the first replacement.
+        longest_wait: the longest wait before a replacement.
+    """
+
+    max_restarts: int = 3
+    first_wait: float = 1.0
+    longest_wait: float = 30.0
+    restarts: int = 0
+
+    def wait_before_next(self) -> Optional[float]:
+        """Seconds to wait before the next replacement, counting it; ``None`` once none is left."""
+        if self.restarts >= self.max_restarts:
+            return None
+        self.restarts += 1
+        return min(self.first_wait * 2 ** (self.restarts - 1), self.longest_wait)
+
+
+def killed_too_often(index: int, signal_name: str, max_restarts: int) -> ConfigurationError:
+    """The line ``tune`` stops with when a worker is killed once more than the policy allows."""
+    return ConfigurationError(
+        f"worker {index} was killed by {signal_name} after {max_restarts} killed worker(s) had been replaced "
+        f"(--max-worker-restarts {max_restarts}); its trial is FAIL and will be retried. Repeated kills are "
+        "usually the out-of-memory killer (see `dmesg`): lower the batch size or --n-workers, then rerun "
+        "with --skip-if-exists to resume, or raise --max-worker-restarts"
+    )
+
+
+def _supervise(study: optuna.Study, workers: Dict[int, Any], restart: Callable[[int], Any], policy: RestartPolicy) -> None:
+    """Wait for the workers; replace killed ones (their trials are retried) as ``policy`` allows, stop on a worker's error."""
     while workers:
         multiprocessing.connection.wait([w.sentinel for w in workers.values()])
         for index, worker in list(workers.items()):
@@ -457,18 +500,41 @@ def _supervise(
             del workers[index]
             if worker.exitcode == 0:
                 continue
-            if worker.exitcode < 0 and restarts < max_restarts:
-                restarts += 1
+            if worker.exitcode < 0:
                 name = signal.Signals(-worker.exitcode).name
-                logger.warning("Worker %d (pid %d) was killed by %s; replacing it.", index, worker.pid, name)
                 fail_orphaned_trials(study)
+                wait = policy.wait_before_next()
+                if wait is None:
+                    raise killed_too_often(index, name, policy.max_restarts)
+                logger.warning(
+                    "Worker %d (pid %d) was killed by %s; replacing it in %g s (%d of %d replacements).",
+                    index, worker.pid, name, wait, policy.restarts, policy.max_restarts,
+                )
+                time.sleep(wait)
                 release_connections(study)
                 workers[index] = restart(index)
                 continue
+            if worker.exitcode == USER_ERROR_EXIT_CODE:
+                raise user_error_of(study)
             raise ConfigurationError(
                 f"worker {index} stopped with exit status {worker.exitcode} (its error is above); "
                 "pass --skip-exception to record failing trials as FAIL and go on"
             )
+
+
+def user_error_of(study: optuna.Study) -> ConfigurationError:
+    """The error that stopped a worker on a problem the user can fix, rebuilt from the study.
+
+    The worker exits quietly; its last failed trial says why: a study-wide error's message, or
+    the last line of the trial's ``fail_reason`` traceback.
+    """
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    for trial in reversed(failed):
+        if STUDY_ERROR_ATTR in trial.user_attrs:
+            return StudyError(str(trial.user_attrs[STUDY_ERROR_ATTR]))
+    reason = str(failed[-1].user_attrs.get(FAIL_REASON_ATTR, "")).strip() if failed else ""
+    last_line = reason.splitlines()[-1] if reason else "a worker stopped on a configuration error"
+    return ConfigurationError(last_line.split(": ", 1)[-1] if last_line.startswith("allennlp.") else last_line)
 
 
 def worker_context() -> Any:

@@ -182,17 +182,32 @@ def test_bad_optuna_settings_are_refused(case: str, workdir: Path, capsys: pytes
     assert not (workdir / "study.db").exists()
 
 
-def test_a_metric_missing_from_metrics_json_names_the_choices(workdir: Path, capsys: pytest.CaptureFixture) -> None:
-    result = run_cli(tune_argv(HPARAMS, "--n-trials", "2", "--metrics", "best_validation_acc"), capsys)
+METRIC_CHOICES = (
+    "best_epoch, best_validation_accuracy, best_validation_loss, epoch, peak_worker_0_memory_MB, training_accuracy, "
+    "training_loss, training_worker_0_memory_MB, validation_accuracy, validation_loss"
+)
 
-    assert result.code == 2, result
-    message = result.err.strip().splitlines()[-1]
-    assert message.startswith(
-        "allennlp tune: error: metric 'best_validation_acc' is not in result/trial_0/metrics.json; "
-        "choose --metrics from: best_epoch, best_validation_accuracy, best_validation_loss, epoch, "
+
+@pytest.mark.parametrize("skip_exception", [False, True], ids=["", "--skip-exception"])
+def test_a_metric_training_never_reports_stops_the_study_after_the_first_epoch(
+    skip_exception: bool, workdir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    extra = ["--skip-exception"] if skip_exception else []
+    result = run_cli(tune_argv(HPARAMS, "--n-trials", "3", "--metrics", "best_validation_acc", *extra), capsys)
+
+    assert_refused(
+        result,
+        f"metric 'best_validation_acc' is not among the metrics of {Path('result', 'trial_0')} after epoch 0; "
+        f"choose --metrics from: {METRIC_CHOICES}",
     )
     study = optuna.load_study(study_name="classifier", storage="sqlite:///study.db")
     assert [t.state.name for t in study.trials] == ["FAIL"]
+    assert "Traceback" in study.trials[0].user_attrs["fail_reason"]  # kept for whoever investigates
+    trial_dir = workdir / "result" / "trial_0"
+    assert (trial_dir / "metrics_epoch_0.json").is_file()
+    assert not (trial_dir / "metrics_epoch_1.json").exists()  # 1 of the config's 3 epochs trained
+    assert not (trial_dir / "metrics.json").exists()
+    assert "optuna_metric_check" not in (trial_dir / "config.json").read_text()
 
 
 def test_a_non_positive_trial_count_is_refused(workdir: Path, capsys: pytest.CaptureFixture) -> None:

@@ -3,6 +3,7 @@
 Each assertion names the library and its version: when a new Optuna or AllenNLP release moves an
 internal, this file says which one, before a study breaks in the middle of a run.
 """
+import logging
 import os
 from pathlib import Path
 
@@ -152,3 +153,24 @@ def test_the_fork_server_stops_and_starts_again() -> None:
     again.start()
     again.join()
     assert again.exitcode == 0
+
+
+def test_optunas_failed_trial_logger_is_the_one_the_traceback_filter_sits_on() -> None:
+    from optuna.study import _optimize
+
+    assert _optimize._logger.name == compat.OPTUNA_TRIAL_LOGGER, f"{OPTUNA}: failed trials log elsewhere"
+    logged = []
+    handler = logging.Handler()
+    handler.emit = logged.append  # type: ignore[method-assign]
+    trial_logger = logging.getLogger(compat.OPTUNA_TRIAL_LOGGER)
+    filters = list(trial_logger.filters)
+    trial_logger.addHandler(handler)
+    try:
+        compat.no_trial_traceback_for(ValueError)
+        study = optuna.create_study()
+        study.optimize(lambda trial: float(int("not a number")), n_trials=1, catch=(ValueError,))
+    finally:
+        trial_logger.removeHandler(handler)
+        trial_logger.filters[:] = filters
+    assert [r.getMessage().split(" with ")[0] for r in logged][:1] == ["Trial 0 failed"], f"{OPTUNA}: no failure log"
+    assert all(r.exc_info is None for r in logged), f"{OPTUNA}: the failed trial's traceback is still logged"

@@ -21,11 +21,13 @@ from allennlp.training import GradientDescentTrainer
 from optuna.trial import FrozenTrial, TrialState
 
 from allennlp_optuna import AllenNLPExecutor, AllenNLPPruningCallback
+from allennlp_optuna.errors import StudyError
 from allennlp_optuna.pruning import pruner_spec
 from allennlp_optuna.search_space import SearchSpace
 from allennlp_optuna.study import OptunaSettings
 from allennlp_optuna.tuning import FAIL_REASON_ATTR, tune
 from tests.conftest import CONFIG, FIXTURES, HPARAMS, read_json, run_cli, write_json
+from tests.test_bad_input import METRIC_CHOICES
 
 # Two trials whose fate is known: adam at 0.1 learns the fixture, sgd at 0.005 stays at chance.
 GOOD = {"embedding_dim": 16, "max_filter_size": 3, "num_filters": 8, "dropout": 0.0, "lr": 0.1, "optimizer": "adam"}
@@ -118,22 +120,23 @@ def test_an_error_in_a_distributed_worker_fails_the_trial_with_its_traceback(wor
     overrides = json.dumps({"distributed": {"cuda_devices": [-1, -1]}, "trainer.num_epochs": 1})
     settings = write_json(workdir / "optuna.json", {"pruner": THRESHOLD})
 
-    study = tune(
-        str(CONFIG), str(HPARAMS), str(workdir / "result"), storage=storage, metrics="best_validation_f1",
-        n_trials=1, optuna_param_path=str(settings), overrides=overrides, skip_exception=True,
-    )
+    with pytest.raises(StudyError) as stopped:  # a --metrics key no epoch reports stops even --skip-exception
+        tune(
+            str(CONFIG), str(HPARAMS), str(workdir / "result"), storage=storage, metrics="best_validation_f1",
+            n_trials=1, optuna_param_path=str(settings), overrides=overrides, skip_exception=True,
+        )
 
-    trial = study.trials[0]
+    trial = optuna.load_study(study_name="classifier", storage=storage).trials[0]
     assert trial.state == TrialState.FAIL
     reason = trial.user_attrs[FAIL_REASON_ATTR]
     assert "-- Process 0 terminated with the following error:" in reason
     assert "in on_epoch" in reason
-    assert reason.strip().splitlines()[-1] == (
-        "allennlp.common.checks.ConfigurationError: optuna_pruner: metric 'validation_f1' is not among the "
-        "metrics of epoch 0 (training_accuracy, training_loss, training_worker_0_memory_MB, "
-        "training_worker_1_memory_MB, validation_accuracy, validation_loss); the pruner follows --metrics "
-        "(best_validation_X reports validation_X), so choose --metrics for one of them"
+    assert reason.strip().splitlines()[-1] == f"allennlp_optuna.errors.StudyError: {stopped.value.message}"
+    assert stopped.value.message.startswith(
+        f"metric 'best_validation_f1' is not among the metrics of {workdir / 'result' / 'trial_0'} after epoch 0; "
+        "choose --metrics from: best_epoch, best_validation_accuracy, best_validation_loss, epoch, "
     )
+    assert "training_worker_1_memory_MB" in stopped.value.message  # the second worker's metrics are there too
     assert multiprocessing.active_children() == []
 
 
@@ -148,11 +151,9 @@ def test_a_monitored_metric_missing_after_the_first_epoch_is_a_one_line_error(
     )
 
     assert result.code == 2, result
-    assert result.err.strip().splitlines()[-1] == (
-        "allennlp tune: error: optuna_pruner: metric 'validation_f1' is not among the metrics of epoch 0 "
-        "(training_accuracy, training_loss, training_worker_0_memory_MB, validation_accuracy, validation_loss); "
-        "the pruner follows --metrics "
-        "(best_validation_X reports validation_X), so choose --metrics for one of them"
+    assert result.err.strip().splitlines()[-1] == (  # the metric check speaks before the pruner reads the metric
+        "allennlp tune: error: metric 'best_validation_f1' is not among the metrics of result/trial_0 after epoch 0; "
+        f"choose --metrics from: {METRIC_CHOICES}"
     )
     trial = optuna.load_study(study_name="classifier", storage="sqlite:///allennlp_optuna.db").trials[0]
     assert trial.state == TrialState.FAIL

@@ -17,12 +17,19 @@ from allennlp.commands.subcommand import Subcommand
 from allennlp.common.checks import ConfigurationError
 
 from allennlp_optuna.best import FORMATS
-from allennlp_optuna.commands.options import add_command_parser, add_overrides_argument, add_study_arguments
+from allennlp_optuna.commands.options import (
+    add_command_parser,
+    add_include_package_argument,
+    add_overrides_argument,
+    add_study_arguments,
+)
 from allennlp_optuna.errors import exit_on_configuration_error
 
 
 @Subcommand.register("best-params")
 class BestParams(Subcommand):
+    requires_plugins = False  # its own --include-package (add_include_package_argument) reports a bad package
+
     def add_subparser(self, parser: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description = "Print the best hyperparameters of a study, or write its best config."
         subparser = add_command_parser(parser, self.name, description)
@@ -49,6 +56,7 @@ class BestParams(Subcommand):
         add_overrides_argument(
             subparser, "with CONFIG: a JSON structure overriding the config, as in allennlp train (use tune's)"
         )
+        add_include_package_argument(subparser)
         subparser.set_defaults(func=best_params_from_args)
         return subparser
 
@@ -58,12 +66,15 @@ def best_params_from_args(args: argparse.Namespace) -> None:
     """Print the best values (or config) of the study the command line names."""
     from allennlp_optuna.best import describe_trial, format_best_params, require_best_trial
     from allennlp_optuna.config import resolved_config, write_config
+    from allennlp_optuna.preflight import check_output_file
     from allennlp_optuna.study import load_existing_study
 
     if args.config_file is None and (args.output_file or args.overrides):
         raise ConfigurationError("--output-file and --overrides need a CONFIG argument to evaluate")
     if args.config_file is not None and args.output_file is None and args.format is not None:
         raise ConfigurationError("with CONFIG the config is printed; add --output-file FILE to also print the values")
+    if args.output_file is not None:
+        check_output_file(args.output_file, "--output-file")
     study = load_existing_study(args.study_name, args.storage)
     trial = require_best_trial(study)
     print(f"Best {describe_trial(study, trial)}", file=sys.stderr, flush=True)

@@ -1,6 +1,8 @@
 """Command-line options shared by every command of the plugin, defined once."""
 import argparse
 
+from allennlp_optuna.errors import first_line
+
 from allennlp_optuna.study import DEFAULT_STORAGE
 
 
@@ -9,6 +11,34 @@ def add_command_parser(
 ) -> argparse.ArgumentParser:
     """The subparser of command ``name``; its description is also its line in ``allennlp --help``."""
     return parser.add_parser(name, description=description, help=description)
+
+
+def importable_package(name: str) -> str:
+    """argparse type of ``--include-package``: the package, imported with its submodules."""
+    from allennlp.common.util import import_module_and_submodules
+
+    try:
+        import_module_and_submodules(name)
+    except Exception as error:  # ModuleNotFoundError, and whatever the package's own code raises
+        raise argparse.ArgumentTypeError(f"cannot import {name!r}: {first_line(error)}")
+    return name
+
+
+def add_include_package_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--include-package``, checked as it is parsed (a missing package is one ``error:`` line).
+
+    AllenNLP adds this flag itself to commands with ``requires_plugins`` and imports the packages
+    with no error handling (a traceback); the plugin's commands set ``requires_plugins = False``
+    and add it here instead. Plugins are imported anyway: AllenNLP imports them to find the
+    plugin's commands.
+    """
+    parser.add_argument(
+        "--include-package",
+        type=importable_package,
+        action="append",
+        default=[],
+        help="additional packages to include",
+    )
 
 
 def add_serialization_dir_argument(parser: argparse.ArgumentParser, help: str) -> None:

@@ -12,6 +12,7 @@ import argparse
 from allennlp.commands.subcommand import Subcommand
 
 from allennlp_optuna.commands.options import (
+    add_include_package_argument,
     add_command_parser,
     add_file_friendly_logging_argument,
     add_overrides_argument,
@@ -23,6 +24,8 @@ from allennlp_optuna.errors import exit_on_configuration_error
 
 @Subcommand.register("retrain")
 class Retrain(Subcommand):
+    requires_plugins = False  # its own --include-package (add_include_package_argument) reports a bad package
+
     def add_subparser(self, parser: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description = "Train a model with the hyperparameters of the best (or a chosen) trial of a study."
         subparser = add_command_parser(parser, self.name, description)
@@ -49,6 +52,7 @@ class Retrain(Subcommand):
             "information",
         )
         add_file_friendly_logging_argument(subparser)
+        add_include_package_argument(subparser)
         subparser.set_defaults(func=retrain_from_args)
         return subparser
 

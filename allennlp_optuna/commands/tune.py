@@ -12,6 +12,7 @@ import os
 from allennlp.commands.subcommand import Subcommand
 
 from allennlp_optuna.commands.options import (
+    add_include_package_argument,
     add_command_parser,
     add_file_friendly_logging_argument,
     add_overrides_argument,
@@ -26,6 +27,8 @@ from allennlp_optuna.workers import INTERRUPTED_MESSAGE
 
 @Subcommand.register("tune")
 class Tune(Subcommand):
+    requires_plugins = False  # its own --include-package (add_include_package_argument) reports a bad package
+
     def add_subparser(self, parser: argparse._SubParsersAction) -> argparse.ArgumentParser:
         subparser = add_command_parser(parser, self.name, "Optimize the hyperparameters of a model with Optuna.")
         add_input_arguments(subparser)
@@ -43,6 +46,7 @@ class Tune(Subcommand):
         )
         add_trial_arguments(subparser)
         add_worker_arguments(subparser)
+        add_include_package_argument(subparser)
         subparser.set_defaults(func=tune_from_args)
         return subparser
 
@@ -120,6 +124,13 @@ def add_trial_arguments(parser: argparse.ArgumentParser) -> None:
         help="which trials get a model.tar.gz: 'best' (default) the study's best trial, archived when tune "
         "ends; 'all' every trial, as allennlp train. Every trial keeps config.json, best.th and "
         "vocabulary/, which allennlp evaluate also accepts in place of an archive",
+    )
+    parser.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="keep each finished trial's epoch checkpoints (model_state_e*, training_state_e* with the optimizer "
+        "state); by default they are removed once the trial ends, keeping best.th, config.json, vocabulary/ "
+        "and the metrics",
     )
 
 

@@ -13,7 +13,8 @@ def _device_list(text: str) -> List[int]:
 
 
 def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--n-workers``, ``--devices``, ``--devices-per-trial``, ``--max-trials``, ``--heartbeat-interval``."""
+    """Add ``--n-workers``, ``--devices``, ``--devices-per-trial``, ``--max-trials``, ``--heartbeat-interval``,
+    ``--max-worker-restarts``."""
     parser.add_argument(
         "--n-workers",
         type=int,
@@ -41,4 +42,11 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_HEARTBEAT_INTERVAL,
         help="seconds between a running trial's heartbeats; a trial silent for twice as long (its worker "
         f"died) is marked FAIL and retried with the same parameters (default: {DEFAULT_HEARTBEAT_INTERVAL})",
+    )
+    parser.add_argument(
+        "--max-worker-restarts",
+        type=int,
+        default=3,
+        help="how many killed workers (SIGKILL, out of memory) this run replaces in all, waiting 1, 2, 4 ... "
+        "30 s before each; one more kill stops it with advice (default: 3)",
     )
