@@ -12,7 +12,9 @@ from typing import Optional, TextIO
 import optuna
 from optuna.trial import FrozenTrial
 
+from allennlp_optuna.objectives import format_values, is_multi_objective, pareto_front, split_keys
 from allennlp_optuna.summary import best_trial, count_states
+from allennlp_optuna.trial_attrs import VALUES_STD_ATTR
 
 
 def format_seconds(seconds: float) -> str:
@@ -59,10 +61,14 @@ class ProgressLine:
         """The line for ``trial``, the ``self.finished``-th trial of this call, after ``elapsed`` seconds."""
         count = f"trial {self.finished} of {self.n_trials}" if self.n_trials else f"trial {self.finished}"
         outcome = f"#{trial.number} {trial.state.name}"
-        if trial.value is not None:
-            outcome += f", {self.metric}={trial.value:.6g}"
-        best = best_trial(study)
-        best_text = "no completed trial yet" if best is None else f"best {best.value:.6g} (trial {best.number})"
+        if trial.values is not None:
+            outcome += ", " + format_values(split_keys(self.metric), trial.values, trial.user_attrs.get(VALUES_STD_ATTR))
+        if is_multi_objective(study):
+            front = pareto_front(study, study.get_trials(deepcopy=False))
+            best_text = f"Pareto front: trials {', '.join(str(t.number) for t in front)}" if front else "no completed trial yet"
+        else:
+            best = best_trial(study)
+            best_text = "no completed trial yet" if best is None else f"best {best.value:.6g} (trial {best.number})"
         states = count_states(study.get_trials(deepcopy=False))
         return f"tune: {count} finished ({outcome}) | {best_text} | {states} | {self.time_text(elapsed)}"
 

@@ -11,7 +11,7 @@ import os
 import re
 import traceback
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Union
 
 import optuna
 from allennlp.common.checks import ConfigurationError
@@ -26,6 +26,7 @@ from allennlp_optuna.memory import TrialMemory, frozen_between_trials
 from allennlp_optuna.progress import ProgressLine
 from allennlp_optuna.pruning import plan_pruning
 from allennlp_optuna.report import ReportWriter
+from allennlp_optuna.repeats import RepeatPlan
 from allennlp_optuna.search_space import SearchSpace
 from allennlp_optuna.settings import (  # noqa: F401 (ARCHIVE_* and check_archive re-exported)
     ARCHIVE_ALL,
@@ -35,7 +36,13 @@ from allennlp_optuna.settings import (  # noqa: F401 (ARCHIVE_* and check_archiv
     check_archive,
 )
 from allennlp_optuna.study import OptunaSettings, create_or_join_study
-from allennlp_optuna.trial_attrs import CONFIG_ATTR, FAIL_REASON_ATTR, METRIC_ATTR, SERIALIZATION_DIR_ATTR
+from allennlp_optuna.trial_attrs import (
+    CONFIG_ATTR,
+    FAIL_REASON_ATTR,
+    METRIC_ATTR,
+    REPEATS_ATTR,
+    SERIALIZATION_DIR_ATTR,
+)
 from allennlp_optuna.workers import (
     WorkerPlan,
     optimize_in_process,
@@ -78,7 +85,7 @@ class TrialObjective:
     add_pruning_callback: bool = False
     worker_overrides: Dict[str, Any] = field(default_factory=dict)
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> Union[float, List[float]]:
         try:
             self.search_space.suggest(trial)
             return self.executor(trial).run()
@@ -96,6 +103,8 @@ class TrialObjective:
             settings.config_file,
             trial_directory(settings.serialization_dir, trial.number),
             settings.metrics,
+            seeds=settings.seeds,
+            repeat=settings.repeat,
             include_package=list(settings.include_package),
             file_friendly_logging=settings.file_friendly_logging,
             overrides=with_overrides(settings.overrides, self.worker_overrides),
@@ -141,14 +150,41 @@ def plan_study(settings: TuneSettings) -> StudyPlan:
     """Read and check every input file, before any study is opened and any trial trains."""
     workers = plan_workers(settings.n_workers, settings.devices, settings.devices_per_trial)
     search_space = SearchSpace.from_file(settings.search_space_file)
-    optuna_settings = OptunaSettings.from_file(settings.optuna_param_path)
+    multi_objective = settings.objectives.is_multi
+    optuna_settings = with_default_sampler(OptunaSettings.from_file(settings.optuna_param_path), multi_objective)
     for package in settings.include_package:
         import_module_and_submodules(package)
-    check_config(settings.config_file, search_space)
+    repeat_vars = check_repeat_variable(settings.repeats, search_space)
+    check_config(settings.config_file, search_space, repeat_vars)
     enqueued = [read_enqueued_values(path, search_space) for path in settings.enqueue_trial]
-    example_params = load_params(settings.config_file, search_space.example_values(), settings.overrides)
-    add_pruning_callback = plan_pruning(example_params, optuna_settings.pruner, settings.config_file)
+    example_values = {**search_space.example_values(), **repeat_vars}
+    example_params = load_params(settings.config_file, example_values, settings.overrides)
+    add_pruning_callback = plan_pruning(example_params, optuna_settings.pruner, settings.config_file, multi_objective)
     return StudyPlan(workers, search_space, optuna_settings, enqueued, add_pruning_callback)
+
+
+def with_default_sampler(optuna_settings: OptunaSettings, multi_objective: bool) -> OptunaSettings:
+    """A multi-objective study without a named sampler gets ``TPESampler``.
+
+    Optuna 3 and 4 default to ``NSGAIISampler`` for several objectives, whose first generation
+    (50 trials) is random sampling: most AllenNLP studies end before it. TPE handles several
+    objectives (Optuna's multi-objective TPE) and models from its 10th trial on; Optuna 5 made it
+    the default, and this gives every supported Optuna the same.
+    """
+    if multi_objective and optuna_settings.sampler is None:
+        return replace(optuna_settings, sampler=optuna.samplers.TPESampler())
+    return optuna_settings
+
+
+def check_repeat_variable(repeats: RepeatPlan, search_space: SearchSpace) -> Dict[str, str]:
+    """The ``--repeat`` variable's first value as an ext var; refuse one the search space also samples."""
+    extra = repeats.extra_ext_vars
+    clash = sorted(set(extra) & set(search_space.names))
+    if clash:
+        raise ConfigurationError(
+            f"--repeat varies {clash[0]!r}, which the search space also samples; repeat another std.extVar"
+        )
+    return extra
 
 
 def check_trial_directories(study: optuna.Study, serialization_dir: str) -> None:
@@ -185,19 +221,39 @@ def check_study_metric(study: optuna.Study, metrics: str) -> None:
         )
 
 
+def check_study_repeats(study: optuna.Study, repeats: RepeatPlan) -> None:
+    """Refuse to join a study whose trials were repeated otherwise (their values would not compare)."""
+    earlier = study.user_attrs.get(REPEATS_ATTR)
+    if earlier is None and not study.get_trials(deepcopy=False):
+        return
+    earlier_plan = RepeatPlan.from_attr(earlier)
+    if earlier_plan != repeats:
+        def flags(plan: RepeatPlan) -> str:
+            parts = ([f"--seeds {plan.seeds}"] if plan.seeds else []) + ([f"--repeat {plan.repeat}"] if plan.repeat else [])
+            return " ".join(parts) or "no --seeds or --repeat"
+
+        raise ConfigurationError(
+            f"study {study.study_name!r} repeats each trial with {flags(earlier_plan)}, not {flags(repeats)}; "
+            "pass the same flags or choose another --study-name"
+        )
+
+
 def open_study(settings: TuneSettings, plan: StudyPlan) -> optuna.Study:
     """Create or join the study of resolved ``settings``, check it fits, record the run, queue trials."""
     assert settings.study_name is not None and settings.direction is not None  # settings.resolved()
     study = create_or_join_study(
         settings.study_name,
         settings.storage,
-        settings.direction,
+        settings.objectives.directions,
         plan.optuna_settings,
         join_existing=settings.skip_if_exists,
     )
     check_trial_directories(study, settings.serialization_dir)
     check_study_metric(study, settings.metrics)
+    check_study_repeats(study, settings.repeats)
     study.set_user_attr(METRIC_ATTR, settings.metrics)
+    if settings.repeats.active:
+        study.set_user_attr(REPEATS_ATTR, settings.repeats.as_attr())
     study.set_user_attr(CONFIG_ATTR, os.path.abspath(settings.config_file))
     os.makedirs(settings.serialization_dir, exist_ok=True)
     enqueue_trials(study, plan.enqueued)
