@@ -18,8 +18,10 @@ from optuna.trial import FrozenTrial, TrialState
 from allennlp_optuna.best import describe_trial, require_best_trial
 from allennlp_optuna.config import resolved_config
 from allennlp_optuna.memory import release_training_memory
+from allennlp_optuna.objectives import NUM_PARAMETERS, split_keys
+from allennlp_optuna.parameter_count import with_parameter_count
 from allennlp_optuna.repeats import RepeatPlan, Run
-from allennlp_optuna.trial_attrs import CONFIG_ATTR, METRICS_FILE, REPEATS_ATTR, SERIALIZATION_DIR_ATTR
+from allennlp_optuna.trial_attrs import CONFIG_ATTR, METRIC_ATTR, METRICS_FILE, REPEATS_ATTR, SERIALIZATION_DIR_ATTR
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +138,8 @@ def retrain_trial(
     _warn_about_another_config(study, config_file)
     config, run = trial_config(config_file, study, trial, overrides, run_index)
     params = Params(config)
+    if NUM_PARAMETERS in split_keys(study.user_attrs.get(METRIC_ATTR) or ""):
+        params = with_parameter_count(params)  # so that metrics.json compares with the trial's
     logger.info("Retraining %s", describe_trial(study, trial))
     if run is not None:
         logger.info("Reproducing run %s of trial %d (--seed-index %d).", run.name, trial.number, run.index)
