@@ -12,7 +12,8 @@ from allennlp_optuna.pruning import RepeatedRun
 from allennlp_optuna.report import write_report
 from allennlp_optuna.search_space import SearchSpace
 from allennlp_optuna.tuning import tune
-from tests.conftest import CONFIG, FIXTURES, HPARAMS, read_json, run_cli, write_json
+from tests.conftest import CONFIG, FIXTURES, HPARAMS, read_json, run_cli, run_cli_process, write_json
+from tests.test_workers import postgres, unique_name  # noqa: F401 (postgres is a fixture)
 
 RUNS = ["seed_0", "seed_1", "seed_2"]
 
@@ -178,3 +179,28 @@ def test_a_run_reports_the_mean_of_the_runs_that_reached_the_epoch(tmp_path: Pat
 
     assert repeated.mean_with_earlier("validation_loss", 0.9, epoch=1) == pytest.approx(0.7)
     assert repeated.mean_with_earlier("validation_loss", 0.9, epoch=2) == 0.9
+
+
+def test_parallel_workers_on_postgresql_run_enqueued_repeated_multi_objective_trials_within_max_trials(
+    workdir: Path, postgres: str
+) -> None:
+    name = unique_name()
+    baseline = write_json(workdir / "baseline.json", {"embedding_dim": 8, "max_filter_size": 2, "num_filters": 4,
+                                                      "dropout": 0.1, "lr": 0.05, "optimizer": "adam"})
+    result = run_cli_process(
+        ["tune", str(CONFIG), str(HPARAMS), "-s", "result", "--storage", postgres, "--study-name", name,
+         "--metrics", "best_validation_accuracy,num_parameters", "--seeds", "2", "--n-workers", "2",
+         "--enqueue-trial", str(baseline), "--max-trials", "3", "-o", '{"trainer.num_epochs": 1}'],
+        workdir,
+    )
+
+    assert result.code == 0, result
+    study = optuna.load_study(study_name=name, storage=postgres)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    assert study.trials[0].params == read_json(baseline)
+    for trial in study.trials:
+        runs = [read_json(workdir / "result" / f"trial_{trial.number}" / run / "metrics.json") for run in RUNS[:2]]
+        assert trial.values == pytest.approx(
+            [statistics.fmean(m["best_validation_accuracy"] for m in runs), statistics.fmean(m["num_parameters"] for m in runs)],
+            abs=1e-12,
+        )
