@@ -31,7 +31,7 @@ from allennlp_optuna.objectives import (
 )
 from allennlp_optuna.search_space import ParamValue
 from allennlp_optuna.summary import best_trial, count_states, format_params
-from allennlp_optuna.trial_attrs import ARCHIVE_FILE, METRIC_ATTR, SERIALIZATION_DIR_ATTR
+from allennlp_optuna.trial_attrs import ARCHIVE_FILE, METRIC_ATTR, RUNS_ATTR, SERIALIZATION_DIR_ATTR
 
 logger = logging.getLogger(__name__)
 
@@ -148,8 +148,9 @@ def dump_best_config(
 def archive_best_trial(study: optuna.Study) -> Optional[str]:
     """Write the best trial's ``model.tar.gz`` as ``allennlp train`` would have, if it has none.
 
-    Nothing happens when no trial has completed or the best trial's directory is not on this
-    machine. The archive is written under a temporary name and renamed, so a reader (or another
+    Nothing happens when no trial has completed, the study has several objectives (no single
+    best trial) or the best trial's directory is not on this machine. A repeated trial's first
+    run is archived. The archive is written under a temporary name and renamed, so a reader (or another
     worker archiving the same trial) never sees half of one.
 
     Returns:
@@ -159,6 +160,9 @@ def archive_best_trial(study: optuna.Study) -> Optional[str]:
     if trial is None:
         return None
     directory = str(trial.user_attrs.get(SERIALIZATION_DIR_ATTR, ""))
+    runs = trial.user_attrs.get(RUNS_ATTR)
+    if runs:  # a repeated trial (--seeds, --repeat): its first run, as retrain reproduces it
+        directory = os.path.join(directory, runs[0]["run"])
     config = os.path.join(directory, CONFIG_NAME)
     path = os.path.join(directory, ARCHIVE_FILE)
     if os.path.exists(path):

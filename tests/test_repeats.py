@@ -61,6 +61,12 @@ def test_run_k_trains_with_the_configs_seeds_plus_k(seeded_study: SeededStudy) -
         assert [config["random_seed"], config["numpy_seed"], config["pytorch_seed"]] == [42 + k] * 3
 
 
+def test_the_best_trials_first_run_is_archived(seeded_study: SeededStudy) -> None:
+    best = seeded_study.load().best_trial
+    archives = sorted(p.relative_to(seeded_study.result) for p in seeded_study.result.glob("**/model.tar.gz"))
+    assert archives == [Path(f"trial_{best.number}") / "seed_0" / "model.tar.gz"]
+
+
 def test_pruning_sees_the_mean_of_the_runs_that_reached_each_epoch(seeded_study: SeededStudy) -> None:
     trial = seeded_study.load().trials[0]
     epochs = {run: [read_json(seeded_study.result / "trial_0" / run / f"metrics_epoch_{e}.json")["validation_loss"]
