@@ -249,9 +249,9 @@ def open_study(settings: TuneSettings, plan: StudyPlan) -> optuna.Study:
         join_existing=settings.skip_if_exists,
     )
     check_trial_directories(study, settings.serialization_dir)
-    check_study_metric(study, settings.metrics)
+    check_study_metric(study, settings.objectives.metrics)
     check_study_repeats(study, settings.repeats)
-    study.set_user_attr(METRIC_ATTR, settings.metrics)
+    study.set_user_attr(METRIC_ATTR, settings.objectives.metrics)
     if settings.repeats.active:
         study.set_user_attr(REPEATS_ATTR, settings.repeats.as_attr())
     study.set_user_attr(CONFIG_ATTR, os.path.abspath(settings.config_file))
