@@ -35,6 +35,14 @@ def check_archive(archive: str) -> None:
         raise ConfigurationError(f"--archive must be one of {', '.join(ARCHIVE_CHOICES)}, got {archive!r}")
 
 
+def check_objectives(metrics: str, direction: Optional[str]) -> Objectives:
+    """``--metrics`` and ``--direction`` parsed; one ``ConfigurationError`` line when they do not fit together."""
+    try:
+        return Objectives.parse(metrics, direction)
+    except ObjectiveError as error:
+        raise ConfigurationError(str(error))
+
+
 @dataclass(frozen=True)
 class TuneSettings:
     """Everything one ``allennlp tune`` run is told.
@@ -120,7 +128,7 @@ class TuneSettings:
             raise ConfigurationError(f"--n-trials must be at least 1, got {self.n_trials}")
         if self.timeout is not None and self.timeout <= 0:
             raise ConfigurationError(f"--timeout must be a positive number of seconds, got {self.timeout}")
-        self.objectives  # noqa: B018 (parsing is the check)
+        check_objectives(self.metrics, self.direction)
         self.repeats.check()
         if self.max_trials is not None and self.max_trials < 1:
             raise ConfigurationError(f"--max-trials must be at least 1, got {self.max_trials}")
@@ -144,11 +152,8 @@ class TuneSettings:
 
     @property
     def objectives(self) -> Objectives:
-        """The keys and directions to optimize; a ``ConfigurationError`` when they do not fit together."""
-        try:
-            return Objectives.parse(self.metrics, self.direction)
-        except ObjectiveError as error:
-            raise ConfigurationError(str(error))
+        """The keys and directions to optimize (see :func:`check_objectives`)."""
+        return check_objectives(self.metrics, self.direction)
 
     @property
     def repeats(self) -> RepeatPlan:

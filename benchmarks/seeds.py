@@ -82,9 +82,11 @@ def main(argv: Optional[List[str]] = None) -> None:
           f"{args.n_trainings} trainings per study; {scenario.metrics}")
     print(f"{'study':<12} {'trials':>6} {'best':>5} {'reported':>16} {'5 other seeds':>16} {'wall':>7}")
     for row in rows:
-        reported = f"{row['reported']:.3f}" + (f" (\u00b1{row['reported_std']:.3f})" if row["reported_std"] is not None else "")
-        print(f"{row['name']:<12} {row['trials']:>6} {row['best_trial']:>5} {reported:>16} "
-              f"{row['rerun_mean']:.3f} (\u00b1{row['rerun_std']:.3f}) {row['seconds']:>6.0f}s")
+        std = row["reported_std"]
+        reported = f"{row['reported']:.3f}" + (f" (\u00b1{std:.3f})" if std is not None else "")
+        rerun = f"{row['rerun_mean']:.3f} (\u00b1{row['rerun_std']:.3f})"
+        print(f"{row['name']:<12} {row['trials']:>6} {row['best_trial']:>5} {reported:>16} {rerun:>16} "
+              f"{row['seconds']:>6.0f}s")
 
 
 if __name__ == "__main__":
