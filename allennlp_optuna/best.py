@@ -22,9 +22,16 @@ from allennlp.models.archival import CONFIG_NAME, archive_model
 from optuna.trial import FrozenTrial
 
 from allennlp_optuna.config import ext_var_value, resolved_config, write_config
+from allennlp_optuna.objectives import (
+    format_values,
+    is_multi_objective,
+    objective_values_record,
+    pareto_front,
+    study_objectives,
+)
 from allennlp_optuna.search_space import ParamValue
 from allennlp_optuna.summary import best_trial, count_states, format_params
-from allennlp_optuna.trial_attrs import ARCHIVE_FILE, METRIC_ATTR, SERIALIZATION_DIR_ATTR
+from allennlp_optuna.trial_attrs import ARCHIVE_FILE, METRIC_ATTR, RUNS_ATTR, SERIALIZATION_DIR_ATTR
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +40,17 @@ FORMATS = ("plain", "json", "shell")
 
 
 def require_best_trial(study: optuna.Study) -> FrozenTrial:
-    """The study's best COMPLETE trial; a ``ConfigurationError`` when none has completed."""
+    """The study's best COMPLETE trial; a ``ConfigurationError`` when none has completed.
+
+    A multi-objective study has no single best trial: the error lists its Pareto front, to
+    choose one with ``--trial``.
+    """
+    if is_multi_objective(study):
+        front = ", ".join(str(t.number) for t in pareto_front(study)) or "none yet"
+        raise ConfigurationError(
+            f"study {study.study_name!r} has {len(study.directions)} objectives and no single best trial; "
+            f"choose one of its Pareto front ({front}) with --trial"
+        )
     trial = best_trial(study)
     if trial is None:
         trials = study.get_trials(deepcopy=False)
@@ -73,10 +90,34 @@ def format_best_params(params: Mapping[str, ParamValue], output_format: str = "p
 
 
 def describe_trial(study: optuna.Study, trial: FrozenTrial) -> str:
-    """One line naming a trial: its number, value and serialization directory."""
+    """One line naming a trial: its number, value(s) and serialization directory."""
     metric = study.user_attrs.get(METRIC_ATTR, "value")
     directory = trial.user_attrs.get(SERIALIZATION_DIR_ATTR, "(unknown)")
+    if is_multi_objective(study):
+        values = format_values(study_objectives(study, metric).keys, trial.values) or "no values"
+        return f"trial {trial.number} of study {study.study_name!r}: {values}, directory {directory}"
     return f"trial {trial.number} of study {study.study_name!r}: {metric} = {trial.value}, directory {directory}"
+
+
+def format_pareto_front(study: optuna.Study, output_format: str = "plain") -> str:
+    """The Pareto front of a multi-objective study as ``allennlp best-params`` prints it.
+
+    ``"plain"``: a table, one trial a row (number, each objective, params); ``"json"``: a list of
+    ``{"number", "values", "params"}``. ``"shell"`` needs one trial (``--trial``).
+    """
+    front = pareto_front(study)
+    if output_format == "json":
+        return json.dumps([objective_values_record(t) for t in front])
+    if output_format != "plain":
+        raise ConfigurationError(
+            f"--format {output_format} prints one trial's values; choose one of the Pareto front "
+            f"({', '.join(str(t.number) for t in front)}) with --trial"
+        )
+    keys = list(study_objectives(study, study.user_attrs.get(METRIC_ATTR)).keys)
+    rows = [["trial", *keys, "params"]]
+    rows += [[str(t.number), *(f"{v:.6g}" for v in t.values), format_params(t.params)] for t in front]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join([*(c.ljust(w) for c, w in zip(row, widths)), row[-1]]).rstrip() for row in rows)
 
 
 def best_config(
@@ -107,8 +148,9 @@ def dump_best_config(
 def archive_best_trial(study: optuna.Study) -> Optional[str]:
     """Write the best trial's ``model.tar.gz`` as ``allennlp train`` would have, if it has none.
 
-    Nothing happens when no trial has completed or the best trial's directory is not on this
-    machine. The archive is written under a temporary name and renamed, so a reader (or another
+    Nothing happens when no trial has completed, the study has several objectives (no single
+    best trial) or the best trial's directory is not on this machine. A repeated trial's first
+    run is archived. The archive is written under a temporary name and renamed, so a reader (or another
     worker archiving the same trial) never sees half of one.
 
     Returns:
@@ -118,6 +160,9 @@ def archive_best_trial(study: optuna.Study) -> Optional[str]:
     if trial is None:
         return None
     directory = str(trial.user_attrs.get(SERIALIZATION_DIR_ATTR, ""))
+    runs = trial.user_attrs.get(RUNS_ATTR)
+    if runs:  # a repeated trial (--seeds, --repeat): its first run, as retrain reproduces it
+        directory = os.path.join(directory, runs[0]["run"])
     config = os.path.join(directory, CONFIG_NAME)
     path = os.path.join(directory, ARCHIVE_FILE)
     if os.path.exists(path):

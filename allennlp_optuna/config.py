@@ -98,12 +98,19 @@ def _evaluate(config_file: str, ext_vars: Dict[str, str]) -> Optional[str]:
     return None
 
 
-def check_config(config_file: str, search_space: SearchSpace) -> List[str]:
+def check_config(
+    config_file: str, search_space: SearchSpace, extra_ext_vars: Optional[Mapping[str, str]] = None
+) -> List[str]:
     """Check, before any training, that the config and the search space fit together.
 
     The config is evaluated with one in-range value per hyperparameter plus the environment.
     An ``std.extVar`` that neither provides is an error naming every such variable; a
     hyperparameter the config never reads is returned (and logged) as a warning.
+
+    Args:
+        config_file: the Jsonnet config.
+        search_space: the hyperparameters each trial samples.
+        extra_ext_vars: other ext vars every trial gives (``--repeat``'s variable).
 
     Returns:
         The names of search-space entries the config never reads.
@@ -111,7 +118,7 @@ def check_config(config_file: str, search_space: SearchSpace) -> List[str]:
     if not os.path.isfile(config_file):
         raise ConfigurationError(f"config file {config_file} does not exist")
     environment = environment_variables()
-    sampled = ext_vars_for(search_space.example_values())
+    sampled = {**ext_vars_for(search_space.example_values()), **(extra_ext_vars or {})}
     ext_vars = {**environment, **sampled}
 
     missing, error = _undefined_ext_vars(config_file, ext_vars)

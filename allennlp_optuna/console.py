@@ -29,8 +29,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from allennlp_optuna.progress import format_seconds
+from allennlp_optuna.objectives import dominates, format_values, split_keys
 from allennlp_optuna.summary import best_trial, count_states, format_params
-from allennlp_optuna.trial_attrs import FAIL_REASON_ATTR, SERIALIZATION_DIR_ATTR
+from allennlp_optuna.trial_attrs import FAIL_REASON_ATTR, SERIALIZATION_DIR_ATTR, VALUES_STD_ATTR
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +101,8 @@ class StudyDescription:
             budget.append(f"starting trials for {format_seconds(self.timeout)}")
         budget.append(f"{self.n_workers} worker{'s' if self.n_workers > 1 else ''}")
         return [
-            f"Study {self.study_name!r} in {mask_password(self.storage)}: {self.direction} {self.metric}",
+            f"Study {self.study_name!r} in {mask_password(self.storage)}: "
+            + ", ".join(f"{d} {m}" for d, m in zip(split_keys(self.direction), split_keys(self.metric))),
             f"  sampler {self.sampler}, pruner {self.pruner}; {', '.join(budget)}",
             f"  trials in {os.path.join(self.serialization_dir, 'trial_N')} (AllenNLP's log: trial_N/out.log); "
             f"report {self.report}",
@@ -184,6 +186,13 @@ def finish_order(trial: FrozenTrial) -> Tuple[float, int]:
     return (trial.datetime_complete.timestamp() if trial.datetime_complete else 0.0, trial.number)
 
 
+def pareto_front_of(directions: str, trials: Sequence[FrozenTrial]) -> List[FrozenTrial]:
+    """The COMPLETE trials among ``trials`` that no other one dominates (``directions``: comma-separated)."""
+    signs = split_keys(directions)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
+    return [t for t in complete if not any(dominates(o.values, t.values, signs) for o in complete)]
+
+
 def format_value(value: Optional[float]) -> str:
     """A metric value with 4 significant digits, ``-`` for none."""
     return "-" if value is None else f"{value:.4g}"
@@ -243,10 +252,10 @@ class StudyView:
         seconds = format_seconds(trial_seconds(trial))
         metric = self.description.metric
         if trial.state == TrialState.COMPLETE:
-            return f"trial {trial.number} COMPLETE: {metric}={format_value(trial.value)} ({seconds})"
+            return f"trial {trial.number} COMPLETE: {self.values_text(trial)} ({seconds})"
         if trial.state == TrialState.PRUNED:
             progress = self.progress(trial)
-            latest = progress.latest if progress.latest is not None else trial.value
+            latest = progress.latest if progress.latest is not None else trial.values[0] if trial.values else None
             return f"trial {trial.number} PRUNED at {progress.text()}: {self.monitor}={format_value(latest)} ({seconds})"
         directory = trial.user_attrs.get(SERIALIZATION_DIR_ATTR)
         where = f"; see {os.path.join(directory, 'out.log')}" if directory else ""
@@ -266,23 +275,34 @@ class StudyView:
         n_trials = self.description.n_trials
         parts = [f"{done} of {n_trials} trials" if n_trials else f"{done} trials"]
         parts.append(count_states([t for t in self.trials if t.state != TrialState.WAITING]) or "no trials yet")
-        best = self._best()
-        metric_best = "no completed trial yet" if best is None else f"best {format_value(best.value)} (trial {best.number})"
-        parts.append(metric_best)
+        parts.append(self.best_text("best {value} (trial {number})", "no completed trial yet"))
         parts.append(self.time_text(now, done))
         return " | ".join(parts)
 
     def done_line(self, now: float) -> str:
         """The one line that says this run is done."""
         finished = self.finished()
-        best = self._best()
-        best_text = "no completed trial" if best is None else (
-            f"best {self.description.metric}={format_value(best.value)} (trial {best.number})"
-        )
+        best_text = self.best_text(f"best {self.description.metric}={{value}} (trial {{number}})", "no completed trial")
         return (
             f"done: {len(finished)} trials in {format_seconds(now - self.started)} "
             f"({count_states(finished) or 'none finished'}); {best_text}"
         )
+
+    def values_text(self, trial: FrozenTrial) -> str:
+        """``metric=0.8421``; with several objectives (or repeats) :func:`~allennlp_optuna.objectives.format_values`."""
+        keys = split_keys(self.description.metric)
+        std = trial.user_attrs.get(VALUES_STD_ATTR)
+        if len(keys) == 1 and std is None:
+            return f"{keys[0]}={format_value(trial.values[0] if trial.values else None)}"
+        return format_values(keys, trial.values, std)
+
+    def best_text(self, template: str, nothing: str) -> str:
+        """``template`` filled with the best trial's value and number; the Pareto front with several objectives."""
+        if len(split_keys(self.description.metric)) > 1:
+            front = pareto_front_of(self.description.direction, self.trials)
+            return f"Pareto front: trials {', '.join(str(t.number) for t in front)}" if front else nothing
+        best = self._best()
+        return nothing if best is None else template.format(value=format_value(best.value), number=best.number)
 
     def time_text(self, now: float, done: int) -> str:
         """Elapsed time and an estimate of the time left.

@@ -19,7 +19,7 @@ import json
 import logging
 import os
 from contextlib import ExitStack, contextmanager
-from typing import Any, Dict, Iterator, List, Optional, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
 import optuna
 from torch.multiprocessing import ProcessRaisedException
@@ -28,11 +28,14 @@ from allennlp.common import Params
 from allennlp.common.checks import ConfigurationError
 
 from allennlp_optuna.compat import archive_skipped
-from allennlp_optuna.config import load_params
+from allennlp_optuna.config import load_params, remove_pruning_callbacks
 from allennlp_optuna.data_reuse import reusing_data
 from allennlp_optuna.memory import release_training_memory
 from allennlp_optuna.metric_check import missing_metric_message, with_metric_check
+from allennlp_optuna.objectives import NUM_PARAMETERS, ObjectiveError, metric_value, split_keys
+from allennlp_optuna.parameter_count import with_parameter_count
 from allennlp_optuna.pruning import (
+    RepeatedRun,
     has_pruning_callback,
     monitored_metric,
     raise_worker_failure,
@@ -40,8 +43,15 @@ from allennlp_optuna.pruning import (
     with_pruning_callback,
 )
 from allennlp_optuna.redaction import storage_in_environment
+from allennlp_optuna.repeats import RepeatPlan, Run, mean_and_std
 from allennlp_optuna.start_method import data_loaders_without_fork
-from allennlp_optuna.trial_attrs import FAIL_REASON_ATTR, METRICS_FILE, SERIALIZATION_DIR_ATTR  # noqa: F401 (re-exported)
+from allennlp_optuna.trial_attrs import (  # noqa: F401 (FAIL_REASON_ATTR re-exported)
+    FAIL_REASON_ATTR,
+    METRICS_FILE,
+    RUNS_ATTR,
+    SERIALIZATION_DIR_ATTR,
+    VALUES_STD_ATTR,
+)
 
 
 class AllenNLPExecutor:
@@ -51,7 +61,9 @@ class AllenNLPExecutor:
         trial: the trial whose ``params`` become the config's ``std.extVar`` values.
         config_file: path to the Jsonnet training config.
         serialization_dir: where AllenNLP writes the model, logs and ``metrics.json``.
-        metrics: the key of ``metrics.json`` to return, e.g. ``"best_validation_accuracy"``.
+        metrics: the key of ``metrics.json`` to return, e.g. ``"best_validation_accuracy"``, or
+            several separated by commas (their values are returned as a list, for a
+            multi-objective study; see :mod:`allennlp_optuna.objectives`).
         include_package: packages to import in distributed training workers.
         force: overwrite ``serialization_dir`` if it exists (as ``allennlp train -f``).
         file_friendly_logging: as ``allennlp train --file-friendly-logging``.
@@ -67,6 +79,10 @@ class AllenNLPExecutor:
             does it in a study callback instead, see :mod:`allennlp_optuna.memory`).
         check_metric: stop after the first epoch when ``metrics`` is not among its metrics
             (see :mod:`allennlp_optuna.metric_check`) instead of after the whole training.
+        seeds: train ``seeds`` runs with derived seeds in ``serialization_dir/seed_k`` and
+            return the means (see :mod:`allennlp_optuna.repeats`).
+        repeat: ``"NAME=V1,V2,..."``: one run per value of ``std.extVar(NAME)``, in
+            ``serialization_dir/NAME_V``; the means are returned.
     """
 
     def __init__(
@@ -85,6 +101,8 @@ class AllenNLPExecutor:
         archive: bool = True,
         release_memory: bool = True,
         check_metric: bool = False,
+        seeds: Optional[int] = None,
+        repeat: Optional[str] = None,
     ) -> None:
         self.trial = trial
         self.config_file = config_file
@@ -99,19 +117,60 @@ class AllenNLPExecutor:
         self.archive = archive
         self.release_memory = release_memory
         self.check_metric = check_metric
+        self.keys = split_keys(metrics)
+        self.repeats = RepeatPlan(seeds, repeat)
 
-    def params(self) -> Params:
-        """The trial's training configuration, as ``train_model`` receives it."""
-        params = load_params(self.config_file, self.trial.params, self.overrides)
+    def params(self, run: Optional[Run] = None, earlier_runs: Sequence[str] = ()) -> Params:
+        """The trial's training configuration (of one ``run`` of it), as ``train_model`` receives it.
+
+        Args:
+            run: with ``seeds`` or ``repeat``, the run whose seeds and ext vars to use.
+            earlier_runs: the serialization directories of the trial's runs before ``run``; the
+                pruning callback averages their per-epoch values with this run's.
+        """
+        values = {**self.trial.params, **(run.ext_vars if run else {})}
+        params = load_params(self.config_file, values, self.overrides)
+        if run is not None:
+            for key, seed in run.seeds(params.as_dict(quiet=True)).items():
+                params[key] = seed
+        if NUM_PARAMETERS in self.keys:
+            params = with_parameter_count(params)
         if self.check_metric:
-            params = with_metric_check(params, self.metrics)
-        return with_pruning_callback(params, self.trial, monitored_metric(self.metrics), self.add_pruning_callback)
+            for key in self.keys:
+                params = with_metric_check(params, key)
+        if len(self.keys) > 1:  # Optuna cannot prune multi-objective trials
+            return Params(remove_pruning_callbacks(params.as_dict(quiet=True)))
+        repeated = None if run is None else RepeatedRun(list(earlier_runs), run.index * _num_epochs(params))
+        return with_pruning_callback(
+            params, self.trial, monitored_metric(self.keys[0]), self.add_pruning_callback, repeated
+        )
 
-    def run(self) -> float:
-        """Train and return the value of ``metrics`` from the trial's ``metrics.json``."""
-        params = self.params()
-        data_loaders_without_fork(params)
+    def run(self) -> Union[float, List[float]]:
+        """Train and return the value of ``metrics`` from the trial's ``metrics.json``.
+
+        With several comma-separated ``metrics`` keys, their values (a list, for a
+        multi-objective study); with ``seeds`` or ``repeat``, the means over the runs.
+        """
         self.trial.set_user_attr(SERIALIZATION_DIR_ATTR, os.path.abspath(self.serialization_dir))
+        runs = self.repeats.runs()
+        values = self._run_repeats(runs) if runs else self._train(self.params(), self.serialization_dir)
+        return values[0] if len(values) == 1 else values
+
+    def _run_repeats(self, runs: List[Run]) -> List[float]:
+        """Train every run in ``trial_N/<run>``; record each run's values, return their means."""
+        records: List[Dict[str, Any]] = []
+        directories = [os.path.join(self.serialization_dir, run.name) for run in runs]
+        for run, directory in zip(runs, directories):
+            values = self._train(self.params(run, directories[: run.index]), directory)
+            records.append({"run": run.name, "values": values})
+            self.trial.set_user_attr(RUNS_ATTR, records)
+        means, stds = mean_and_std([record["values"] for record in records])
+        self.trial.set_user_attr(VALUES_STD_ATTR, stds)
+        return means
+
+    def _train(self, params: Params, serialization_dir: str) -> List[float]:
+        """Train ``params`` in ``serialization_dir``; the values of the keys from its ``metrics.json``."""
+        data_loaders_without_fork(params)
         try:
             with ExitStack() as stack:
                 stack.enter_context(own_log_handlers())
@@ -123,7 +182,7 @@ class AllenNLPExecutor:
                     stack.enter_context(archive_skipped())
                 train_model(
                     params,
-                    self.serialization_dir,
+                    serialization_dir,
                     force=self.force,
                     include_package=self.include_package,
                     file_friendly_logging=self.file_friendly_logging,
@@ -134,11 +193,19 @@ class AllenNLPExecutor:
         finally:
             if self.release_memory:
                 release_training_memory()
-        return read_metric(self.serialization_dir, self.metrics)
+        return [read_metric(serialization_dir, key) for key in self.keys]
+
+
+def _num_epochs(params: Params) -> int:
+    """The trainer's ``num_epochs`` (AllenNLP's default, 20, when the config sets none)."""
+    return int(params.as_dict(quiet=True).get("trainer", {}).get("num_epochs", 20))
 
 
 def read_metric(serialization_dir: str, metric: str) -> float:
-    """Read one value from ``SERIALIZATION_DIR/metrics.json``; name the keys if it is absent."""
+    """Read one value from ``SERIALIZATION_DIR/metrics.json``; name the keys if it is absent.
+
+    Durations (``"0:01:02.5"``) are read as seconds (see :func:`~allennlp_optuna.objectives.metric_value`).
+    """
     path = os.path.join(serialization_dir, METRICS_FILE)
     try:
         with open(path, encoding="utf-8") as file:
@@ -147,7 +214,10 @@ def read_metric(serialization_dir: str, metric: str) -> float:
         raise ConfigurationError(f"training wrote no {path}; see {os.path.join(serialization_dir, 'out.log')}")
     if metric not in metrics:
         raise ConfigurationError(missing_metric_message(metric, path, metrics))
-    return float(metrics[metric])
+    try:
+        return metric_value(metrics, metric, path)
+    except ObjectiveError as error:
+        raise ConfigurationError(str(error))
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from allennlp.training import GradientDescentTrainer, TrainerCallback
 
 from allennlp_optuna.config import METRIC_CHECK_CALLBACK_TYPE, is_metric_check_entry
 from allennlp_optuna.errors import StudyError
+from allennlp_optuna.objectives import NUM_PARAMETERS
 
 
 LATE_KEYS = ("training_start_epoch", "training_epochs")
@@ -25,7 +26,7 @@ LATE_KEYS = ("training_start_epoch", "training_epochs")
 
 def is_reported_later(metric: str) -> bool:
     """Whether ``metric`` can be in ``metrics.json`` though no epoch reports it."""
-    return metric in LATE_KEYS or metric.startswith("test_")
+    return metric in LATE_KEYS or metric == NUM_PARAMETERS or metric.startswith("test_")
 
 
 def missing_metric_message(metric: str, where: str, metrics: Dict[str, Any]) -> str:

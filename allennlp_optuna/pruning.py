@@ -23,8 +23,10 @@ others exit quietly, and :func:`raise_worker_failure` turns the spawned processe
 back into that exception.
 """
 import inspect
+import json
 import logging
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, Dict, List, NoReturn, Optional
 
@@ -87,6 +89,36 @@ class TrialIdentity:
         return running_trial(study, self.trial_id)
 
 
+@dataclass(frozen=True)
+class RepeatedRun:
+    """Where a run of a repeated trial (``--seeds``, ``--repeat``) stands among the trial's runs.
+
+    Run ``k`` reports, at epoch ``e``, the mean of its own value and those of the earlier runs
+    that reached epoch ``e`` (their ``metrics_epoch_e.json``), at step ``step_offset + e``
+    (``k * num_epochs + e``): every trial's step means the same runs and epoch, so pruners
+    compare like with like.
+
+    Args:
+        earlier_runs: serialization directories of the trial's earlier runs.
+        step_offset: added to the epoch to give the reported step.
+    """
+
+    earlier_runs: List[str]
+    step_offset: int = 0
+
+    def mean_with_earlier(self, monitor: str, value: float, epoch: int) -> float:
+        """The mean of ``value`` and the earlier runs' ``monitor`` at ``epoch``."""
+        values = [value]
+        for directory in self.earlier_runs:
+            path = os.path.join(directory, f"metrics_epoch_{epoch}.json")
+            if os.path.isfile(path):
+                with open(path, encoding="utf-8") as file:
+                    earlier = json.load(file).get(monitor)
+                if isinstance(earlier, (int, float)):
+                    values.append(float(earlier))
+        return sum(values) / len(values)
+
+
 @TrainerCallback.register(PRUNING_CALLBACK_TYPE, constructor="from_trial_identity")
 class AllenNLPPruningCallback(TrainerCallback):
     """Report a per-epoch validation metric to an Optuna trial and prune it when told to.
@@ -105,6 +137,7 @@ class AllenNLPPruningCallback(TrainerCallback):
         self.trial = trial
         self.monitor = monitor
         self.identity: Optional[TrialIdentity] = None
+        self.repeated: Optional[RepeatedRun] = None
 
     @classmethod
     def from_trial_identity(
@@ -115,6 +148,8 @@ class AllenNLPPruningCallback(TrainerCallback):
         study_name: Optional[str] = None,
         trial_id: Optional[int] = None,
         pruner: Optional[Dict[str, Any]] = None,
+        earlier_runs: Optional[List[str]] = None,
+        step_offset: int = 0,
     ) -> "AllenNLPPruningCallback":
         """Build the callback from a config entry ``{type: 'optuna_pruner', ...}``.
 
@@ -129,8 +164,12 @@ class AllenNLPPruningCallback(TrainerCallback):
             study_name: see :class:`TrialIdentity`.
             trial_id: see :class:`TrialIdentity`.
             pruner: see :class:`TrialIdentity`.
+            earlier_runs: see :class:`RepeatedRun` (a repeated trial's run).
+            step_offset: see :class:`RepeatedRun`.
         """
         callback = cls(None, monitor or "", serialization_dir)
+        if earlier_runs is not None:
+            callback.repeated = RepeatedRun(list(earlier_runs), step_offset)
         if storage is not None and study_name is not None and trial_id is not None:
             callback.identity = TrialIdentity(storage, study_name, trial_id, pruner)
         return callback
@@ -158,7 +197,11 @@ class AllenNLPPruningCallback(TrainerCallback):
         decision, error = _CONTINUE, None
         if is_primary and self.trial is not None:
             try:
-                self.trial.report(self._monitored_value(metrics, epoch), step=epoch)
+                value, step = self._monitored_value(metrics, epoch), epoch
+                if self.repeated is not None:
+                    value = self.repeated.mean_with_earlier(self.monitor, value, epoch)
+                    step += self.repeated.step_offset
+                self.trial.report(value, step=step)
                 if self.trial.should_prune():
                     decision = _PRUNE
             except Exception as exc:  # every worker must learn that the primary stops
@@ -246,7 +289,9 @@ def has_pruning_callback(params: Params) -> bool:
     return bool(_pruning_entries(params.as_dict(quiet=True)))
 
 
-def with_pruning_callback(params: Params, trial: optuna.Trial, monitor: str, add: bool = False) -> Params:
+def with_pruning_callback(
+    params: Params, trial: optuna.Trial, monitor: str, add: bool = False, repeated: Optional[RepeatedRun] = None
+) -> Params:
     """The config with every ``optuna_pruner`` entry filled with ``trial``'s identity.
 
     Args:
@@ -254,6 +299,7 @@ def with_pruning_callback(params: Params, trial: optuna.Trial, monitor: str, add
         trial: the running trial the callback reports to.
         monitor: the per-epoch metric to report (see :func:`monitored_metric`).
         add: append an entry when the config has none.
+        repeated: for a run of a repeated trial, its earlier runs and step offset.
 
     Returns:
         ``params`` unchanged when there is nothing to fill, else new ``Params``.
@@ -272,6 +318,8 @@ def with_pruning_callback(params: Params, trial: optuna.Trial, monitor: str, add
         "trial_id": trial_id(trial),
         "pruner": pruner_spec(trial.study.pruner),
     }
+    if repeated is not None:
+        identity.update(earlier_runs=repeated.earlier_runs, step_offset=repeated.step_offset)
     for entry in entries:
         if entry.get("monitor", monitor) != monitor:
             logger.warning(
@@ -297,7 +345,7 @@ def storage_url(study: optuna.Study) -> str:
 
 
 def plan_pruning(
-    params: Params, pruner: Optional[optuna.pruners.BasePruner], config_file: str
+    params: Params, pruner: Optional[optuna.pruners.BasePruner], config_file: str, multi_objective: bool = False
 ) -> bool:
     """Decide, before the first trial, whether ``tune`` adds the pruning callback; say so.
 
@@ -308,10 +356,21 @@ def plan_pruning(
         params: the config evaluated with example values.
         pruner: the pruner named in ``--optuna-param-path``, if any.
         config_file: the config's path, for messages.
+        multi_objective: the study has several objectives, which Optuna cannot prune: a
+            configured pruner is warned about once and no trial is pruned.
 
     Returns:
         Whether every trial's config gets ``{type: 'optuna_pruner'}`` added.
     """
+    if multi_objective:
+        if pruner is not None and not isinstance(pruner, optuna.pruners.NopPruner) or has_pruning_callback(params):
+            logger.warning(
+                "Optuna does not prune multi-objective trials: the %s is not used and every trial trains "
+                "all its epochs (%r callbacks are removed from the trials' configs).",
+                type(pruner).__name__ if pruner is not None else "pruner",
+                PRUNING_CALLBACK_TYPE,
+            )
+        return False
     listed = has_pruning_callback(params)
     add = not listed and pruner is not None and not isinstance(pruner, optuna.pruners.NopPruner)
     if add:

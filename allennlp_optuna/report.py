@@ -20,13 +20,14 @@ import datetime
 import functools
 import html
 import io
+import json
 import logging
 import os
 import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -35,7 +36,8 @@ from allennlp_optuna.enqueue import enqueued_from
 from allennlp_optuna.expected_performance import expected_best_curve
 from allennlp_optuna.progress import format_seconds
 from allennlp_optuna.summary import summarize
-from allennlp_optuna.trial_attrs import FAIL_REASON_ATTR, METRIC_ATTR, SERIALIZATION_DIR_ATTR
+from allennlp_optuna.objectives import is_multi_objective, study_objectives
+from allennlp_optuna.trial_attrs import FAIL_REASON_ATTR, METRIC_ATTR, RUNS_ATTR, SERIALIZATION_DIR_ATTR, VALUES_STD_ATTR
 
 logger = logging.getLogger(__name__)
 
@@ -58,16 +60,39 @@ class TrialRow:
 
     number: int
     state: str
-    value: Optional[float]
+    values: Optional[List[float]]
     params: Dict[str, Any]
     duration: Optional[float]
     directory: str
     enqueued_from: str
     fail_reason: str
     fail_traceback: str
+    std: Optional[List[float]] = None
+    runs: Optional[List[Dict[str, Any]]] = None
 
-    def csv_record(self, param_names: Sequence[str]) -> Dict[str, Any]:
-        record: Dict[str, Any] = {"number": self.number, "state": self.state, "value": _blank(self.value)}
+    @property
+    def value(self) -> Optional[float]:
+        """The value of a single-objective trial."""
+        return self.values[0] if self.values is not None and len(self.values) == 1 else None
+
+    def value_cells(self, n_objectives: int) -> List[Tuple[Optional[float], str]]:
+        """Per objective, the value and its text: ``0.81`` or, for a repeated trial, ``0.81 ± 0.004``."""
+        cells = []
+        for i in range(n_objectives):
+            value = self.values[i] if self.values is not None and i < len(self.values) else None
+            text = _short(value)
+            if value is not None and self.std is not None and i < len(self.std):
+                text += f" \u00b1 {self.std[i]:.2g}"
+            cells.append((value, text))
+        return cells
+
+    def csv_record(self, param_names: Sequence[str], value_fields: Sequence[str] = ("value",),
+                   repeated: bool = False) -> Dict[str, Any]:
+        record: Dict[str, Any] = {"number": self.number, "state": self.state}
+        for i, name in enumerate(value_fields):
+            record[name] = _blank(self.values[i] if self.values is not None and i < len(self.values) else None)
+            if repeated:
+                record[f"{name}_std"] = _blank(self.std[i] if self.std is not None and i < len(self.std) else None)
         record.update({f"params_{name}": _blank(self.params.get(name)) for name in param_names})
         record.update(
             duration_seconds=_blank(self.duration),
@@ -75,6 +100,8 @@ class TrialRow:
             enqueued_from=self.enqueued_from,
             fail_reason=self.fail_reason,
         )
+        if repeated:
+            record["runs"] = json.dumps(self.runs) if self.runs else ""
         return record
 
 
@@ -88,13 +115,15 @@ def trial_row(trial: FrozenTrial) -> TrialRow:
     return TrialRow(
         number=trial.number,
         state=trial.state.name,
-        value=trial.value,
+        values=None if trial.values is None else list(trial.values),
         params=dict(trial.params),
         duration=duration,
         directory=str(trial.user_attrs.get(SERIALIZATION_DIR_ATTR, "")),
         enqueued_from=enqueued_from(trial) or "",
         fail_reason=traceback_text.splitlines()[-1] if traceback_text else "",
         fail_traceback=traceback_text,
+        std=trial.user_attrs.get(VALUES_STD_ATTR),
+        runs=trial.user_attrs.get(RUNS_ATTR),
     )
 
 
@@ -111,17 +140,30 @@ def param_names(rows: Sequence[TrialRow]) -> List[str]:
     return list(names)
 
 
+def value_fields(study: optuna.Study) -> List[str]:
+    """The value columns: ``value`` for one objective, ``value_KEY`` for each of several."""
+    keys = study_objectives(study, study.user_attrs.get(METRIC_ATTR)).keys
+    return ["value"] if len(keys) == 1 else [f"value_{key}" for key in keys]
+
+
 def trials_csv(study: optuna.Study, trials: Optional[Sequence[FrozenTrial]] = None) -> str:
-    """The trials table as CSV text: number, state, value, params_*, duration, directory, ..."""
+    """The trials table as CSV text: number, state, value, params_*, duration, directory, ...
+
+    A multi-objective study has a ``value_KEY`` column per objective; a repeated study
+    (``--seeds``, ``--repeat``) adds each value's ``_std`` and a ``runs`` column (JSON, each run's values).
+    """
     rows = [trial_row(t) for t in read_trials(study, trials)]
     names = param_names(rows)
+    values = value_fields(study)
+    repeated = any(row.runs for row in rows)
+    value_columns = [c for v in values for c in ([v, f"{v}_std"] if repeated else [v])]
     buffer = io.StringIO()
-    fields = ["number", "state", "value", *(f"params_{n}" for n in names), "duration_seconds", "directory",
-              "enqueued_from", "fail_reason"]
+    fields = ["number", "state", *value_columns, *(f"params_{n}" for n in names), "duration_seconds", "directory",
+              "enqueued_from", "fail_reason", *(["runs"] if repeated else [])]
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow(row.csv_record(names))
+        writer.writerow(row.csv_record(names, values, repeated))
     return buffer.getvalue()
 
 
@@ -245,7 +287,7 @@ def render_report(study: optuna.Study, trials: Optional[Sequence[FrozenTrial]] =
         contents=contents,
         plotlyjs=_plotlyjs(),
         plots="".join(_plot_html(s) for s in sections),
-        table=_table_html(rows),
+        table=_table_html(rows, value_fields(study)),
         style=_STYLE,
         script=_SCRIPT,
         error_script=_ERROR_SCRIPT,
@@ -279,6 +321,8 @@ def plot_sections(study: optuna.Study, trials: Optional[Sequence[FrozenTrial]] =
     from optuna import visualization
 
     trials = read_trials(study, trials)
+    if is_multi_objective(study):
+        return multi_objective_sections(study, trials)
     metric = study.user_attrs.get(METRIC_ATTR, "Objective Value")
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     baselines = [t for t in complete if enqueued_from(t)]  # e.g. the hand-tuned baseline
@@ -317,7 +361,45 @@ def plot_sections(study: optuna.Study, trials: Optional[Sequence[FrozenTrial]] =
     return sections
 
 
-def _plot_importances(section: PlotSection, study: optuna.Study, complete: Sequence[FrozenTrial], metric: str) -> None:
+def multi_objective_sections(study: optuna.Study, trials: Sequence[FrozenTrial]) -> List[PlotSection]:
+    """The plots of a multi-objective study: its Pareto front, then history, importances, parallel
+    coordinates and slices of each objective (Optuna's plots with ``target`` the objective)."""
+    from optuna import visualization
+
+    keys = list(study_objectives(study, study.user_attrs.get(METRIC_ATTR)).keys)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    pareto = PlotSection("pareto-front", "Pareto front",
+                         "Each completed trial's values; the Pareto front's trials (none beaten on every objective) in red.")
+    sections = [pareto]
+    if complete:
+        pareto.figure = visualization.plot_pareto_front(study, target_names=keys) if len(keys) <= 3 else None
+        if pareto.figure is None:
+            pareto.note = f"Optuna draws Pareto fronts of 2 or 3 objectives; this study has {len(keys)}."
+    else:
+        pareto.note = "No trial has completed yet."
+    for i, key in enumerate(keys):
+        def target(trial: FrozenTrial, i: int = i) -> float:
+            return trial.values[i]
+
+        history = PlotSection(f"history-{i}", f"Optimization history: {key}", f"Each completed trial's {key}.")
+        importances = PlotSection(f"importances-{i}", f"Parameter importances: {key}",
+                                  f"fANOVA importance of each hyperparameter for {key}.")
+        parallel = PlotSection(f"parallel-coordinates-{i}", f"Parallel coordinates: {key}", "Each line is a completed trial.")
+        slices = PlotSection(f"slice-{i}", f"Slice: {key}", f"{key} against each hyperparameter.")
+        if not complete:
+            for section in (history, parallel, slices):
+                section.note = "No trial has completed yet."
+        else:
+            history.figure = visualization.plot_optimization_history(study, target=target, target_name=key)
+            parallel.figure = visualization.plot_parallel_coordinate(study, target=target, target_name=key)
+            slices.figure = visualization.plot_slice(study, target=target, target_name=key)
+        _plot_importances(importances, study, complete, key, target)
+        sections += [history, importances, parallel, slices]
+    return sections
+
+
+def _plot_importances(section: PlotSection, study: optuna.Study, complete: Sequence[FrozenTrial], metric: str,
+                      target: Optional[Any] = None) -> None:
     """fANOVA importances, or why there are none; a caution when they rest on few trials."""
     from optuna import visualization
 
@@ -325,19 +407,23 @@ def _plot_importances(section: PlotSection, study: optuna.Study, complete: Seque
         section.note = (f"Too few trials: fANOVA needs at least {MIN_TRIALS_FOR_IMPORTANCE} completed "
                         f"trials, this study has {len(complete)}.")
         return
-    if len({t.value for t in complete}) == 1:
+    if len({(target or _single_value)(t) for t in complete}) == 1:
         section.note = (f"All {len(complete)} completed trials have the same value, so no hyperparameter "
                         "explains a difference yet.")
         return
     try:
         section.figure = visualization.plot_param_importances(
-            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), target_name=metric
+            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), target=target, target_name=metric
         )
     except (ValueError, RuntimeError) as error:
         section.note = f"Importances cannot be computed: {error}"
     if len(complete) < FEW_TRIALS_FOR_IMPORTANCE:
         section.caption += (f" Estimated from only {len(complete)} completed trials: "
                             "too few for more than a rough indication.")
+
+
+def _single_value(trial: FrozenTrial) -> float:
+    return trial.value
 
 
 def expected_performance_figure(values: Sequence[float], maximize: bool, metric: str) -> Any:
@@ -406,15 +492,18 @@ def _plot_html(section: PlotSection) -> str:
     )
 
 
-def _table_html(rows: Sequence[TrialRow]) -> str:
+def _table_html(rows: Sequence[TrialRow], values: Sequence[str] = ("value",)) -> str:
     names = param_names(rows)
-    headers = ["#", "State", "Value", *names, "Duration", "Directory", "Failure reason"]
+    value_headers = ["Value"] if len(values) == 1 else [v[len("value_"):] for v in values]
+    if any(row.runs for row in rows):
+        value_headers = [f"{h} (mean \u00b1 std)" for h in value_headers]
+    headers = ["#", "State", *value_headers, *names, "Duration", "Directory", "Failure reason"]
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join(_row_html(row, names) for row in rows)
+    body = "".join(_row_html(row, names, len(values)) for row in rows)
     return f'<table class="trials" id="trials"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _row_html(row: TrialRow, names: Sequence[str]) -> str:
+def _row_html(row: TrialRow, names: Sequence[str], n_objectives: int = 1) -> str:
     number = str(row.number)
     if row.enqueued_from:
         number += f' <span class="tag" title="values enqueued from {html.escape(row.enqueued_from)}">enqueued</span>'
@@ -426,7 +515,7 @@ def _row_html(row: TrialRow, names: Sequence[str]) -> str:
     cells = [
         _cell(row.number, number, raw=True),
         _cell(row.state, f'<span class="state {row.state.lower()}">{row.state}</span>', raw=True),
-        _cell(row.value, _short(row.value)),
+        *(_cell(value, text) for value, text in row.value_cells(n_objectives)),
         *(_cell(row.params.get(n), _short(row.params.get(n))) for n in names),
         _cell(row.duration, duration),
         _cell(row.directory, f"<code>{html.escape(row.directory)}</code>", raw=True),

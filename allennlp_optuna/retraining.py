@@ -7,7 +7,7 @@ live trial. With the config's seeds on CPU, retraining trial N reproduces its me
 import json
 import logging
 import os
-from typing import Any, Dict, Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import optuna
 from allennlp.commands.train import train_model
@@ -19,7 +19,10 @@ from allennlp_optuna.preflight import check_serialization_dir as writable_serial
 from allennlp_optuna.best import describe_trial, require_best_trial
 from allennlp_optuna.config import resolved_config
 from allennlp_optuna.memory import release_training_memory
-from allennlp_optuna.trial_attrs import CONFIG_ATTR, METRICS_FILE, SERIALIZATION_DIR_ATTR
+from allennlp_optuna.objectives import NUM_PARAMETERS, split_keys
+from allennlp_optuna.parameter_count import with_parameter_count
+from allennlp_optuna.repeats import RepeatPlan, Run
+from allennlp_optuna.trial_attrs import CONFIG_ATTR, METRIC_ATTR, METRICS_FILE, REPEATS_ATTR, SERIALIZATION_DIR_ATTR
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +113,7 @@ def retrain_trial(
     include_package: Sequence[str] = (),
     dry_run: bool = False,
     file_friendly_logging: bool = False,
+    run_index: Optional[int] = None,
 ) -> Dict[str, Any]:
     """Train ``config_file`` with the values of ``trial`` (see :func:`trial_to_retrain`).
 
@@ -126,14 +130,21 @@ def retrain_trial(
         include_package: packages distributed training workers import.
         dry_run: build the vocabulary and show dataset statistics without training.
         file_friendly_logging: as ``allennlp train --file-friendly-logging``.
+        run_index: of a repeated trial (``--seeds``, ``--repeat``), the run to reproduce
+            (its seeds and ext vars); ``None`` reproduces the first.
 
     Returns:
         The contents of ``serialization_dir/metrics.json`` (empty after a dry run).
     """
     check_serialization_dir(serialization_dir, study, recover, force)
     _warn_about_another_config(study, config_file)
-    params = Params(resolved_config(config_file, trial.params, overrides))
+    config, run = trial_config(config_file, study, trial, overrides, run_index)
+    params = Params(config)
+    if NUM_PARAMETERS in split_keys(study.user_attrs.get(METRIC_ATTR) or ""):
+        params = with_parameter_count(params)  # so that metrics.json compares with the trial's
     logger.info("Retraining %s", describe_trial(study, trial))
+    if run is not None:
+        logger.info("Reproducing run %s of trial %d (--seed-index %d).", run.name, trial.number, run.index)
     try:
         train_model(
             params, serialization_dir, recover=recover, force=force, node_rank=node_rank,
@@ -143,6 +154,37 @@ def retrain_trial(
     finally:
         release_training_memory()
     return {} if dry_run else read_metrics(serialization_dir)
+
+
+def trial_config(
+    config_file: str,
+    study: optuna.Study,
+    trial: FrozenTrial,
+    overrides: Union[str, Dict[str, Any]] = "",
+    run_index: Optional[int] = None,
+) -> Tuple[Dict[str, Any], Optional[Run]]:
+    """The plain config ``trial`` trained with and, for a repeated trial, the run it reproduces.
+
+    A study tuned with ``--seeds`` or ``--repeat`` trained each trial in several runs; the config
+    is that of run ``run_index`` (the first when ``None``): its ``std.extVar`` value and seeds.
+    """
+    runs = RepeatPlan.from_attr(study.user_attrs.get(REPEATS_ATTR)).runs()
+    if not runs:
+        if run_index is not None:
+            raise ConfigurationError(
+                f"study {study.study_name!r} trained each trial once (no --seeds or --repeat); drop --seed-index"
+            )
+        return resolved_config(config_file, trial.params, overrides), None
+    index = 0 if run_index is None else run_index
+    if not 0 <= index < len(runs):
+        raise ConfigurationError(
+            f"--seed-index {index} is out of range: trial {trial.number} has {len(runs)} runs "
+            f"({', '.join(run.name for run in runs)}), numbered from 0"
+        )
+    run = runs[index]
+    config = resolved_config(config_file, {**trial.params, **run.ext_vars}, overrides)
+    config.update(run.seeds(config))
+    return config, run
 
 
 def _warn_about_another_config(study: optuna.Study, config_file: str) -> None:

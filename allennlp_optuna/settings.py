@@ -14,7 +14,9 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Type, Union
 from allennlp.common.checks import ConfigurationError
 
 from allennlp_optuna.recovery import DEFAULT_HEARTBEAT_INTERVAL
-from allennlp_optuna.study import DEFAULT_STORAGE, default_study_name, infer_direction
+from allennlp_optuna.objectives import ObjectiveError, Objectives
+from allennlp_optuna.repeats import RepeatPlan
+from allennlp_optuna.study import DEFAULT_STORAGE, default_study_name
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +35,14 @@ def check_archive(archive: str) -> None:
         raise ConfigurationError(f"--archive must be one of {', '.join(ARCHIVE_CHOICES)}, got {archive!r}")
 
 
+def check_objectives(metrics: str, direction: Optional[str]) -> Objectives:
+    """``--metrics`` and ``--direction`` parsed; one ``ConfigurationError`` line when they do not fit together."""
+    try:
+        return Objectives.parse(metrics, direction)
+    except ObjectiveError as error:
+        raise ConfigurationError(str(error))
+
+
 @dataclass(frozen=True)
 class TuneSettings:
     """Everything one ``allennlp tune`` run is told.
@@ -43,8 +53,10 @@ class TuneSettings:
         serialization_dir: parent directory of the trials' serialization directories.
         study_name: defaults to the config file's stem.
         storage: an Optuna storage URL; defaults to ``sqlite:///allennlp_optuna.db``.
-        metrics: the ``metrics.json`` key to optimise.
-        direction: ``"minimize"`` or ``"maximize"``; inferred from ``metrics`` when ``None``.
+        metrics: the ``metrics.json`` key to optimise, or several separated by commas (a
+            multi-objective study, see :mod:`allennlp_optuna.objectives`).
+        direction: ``"minimize"`` or ``"maximize"``, one per key separated by commas; inferred
+            from the keys when ``None``.
         n_trials: how many trials this call runs, over all its workers (``None``: until
             ``max_trials``, ``timeout`` or interrupted).
         timeout: stop starting trials after this many seconds.
@@ -73,6 +85,10 @@ class TuneSettings:
             replaces, over all workers, waiting longer before each; one more kill stops the run.
         keep_checkpoints: keep each finished trial's epoch checkpoints (``model_state_e*``,
             ``training_state_e*``); by default they are removed (see :mod:`allennlp_optuna.cleanup`).
+        seeds: train each trial this many times with derived seeds; its value is the mean
+            (see :mod:`allennlp_optuna.repeats`).
+        repeat: ``"NAME=V1,V2,..."``: train each trial once per value of ``std.extVar(NAME)``
+            (folds, say); its value is the mean.
     """
 
     config_file: str
@@ -101,6 +117,8 @@ class TuneSettings:
     archive: str = ARCHIVE_BEST
     max_worker_restarts: int = 3
     keep_checkpoints: bool = False
+    seeds: Optional[int] = None
+    repeat: Optional[str] = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "TuneSettings":
@@ -118,8 +136,8 @@ class TuneSettings:
             raise ConfigurationError(f"--n-trials must be at least 1, got {self.n_trials}")
         if self.timeout is not None and self.timeout <= 0:
             raise ConfigurationError(f"--timeout must be a positive number of seconds, got {self.timeout}")
-        if self.direction is not None and self.direction not in DIRECTIONS:
-            raise ConfigurationError(f"--direction must be 'minimize' or 'maximize', got {self.direction!r}")
+        check_objectives(self.metrics, self.direction)
+        self.repeats.check()
         if self.max_trials is not None and self.max_trials < 1:
             raise ConfigurationError(f"--max-trials must be at least 1, got {self.max_trials}")
         if self.heartbeat_interval < 1:
@@ -138,9 +156,19 @@ class TuneSettings:
         """
         direction = self.direction
         if direction is None:
-            direction = infer_direction(self.metrics)
+            direction = self.objectives.direction
             logger.info("Direction inferred from %r: %s (set --direction to change it).", self.metrics, direction)
         return replace(self, direction=direction, study_name=self.study_name or default_study_name(self.config_file))
+
+    @property
+    def objectives(self) -> Objectives:
+        """The keys and directions to optimize (see :func:`check_objectives`)."""
+        return check_objectives(self.metrics, self.direction)
+
+    @property
+    def repeats(self) -> RepeatPlan:
+        """The runs each trial trains (``--seeds``, ``--repeat``); one plain run without them."""
+        return RepeatPlan(self.seeds, self.repeat)
 
     @property
     def catch(self) -> Tuple[Type[Exception], ...]:

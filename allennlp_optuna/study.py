@@ -16,39 +16,21 @@ built first, so wrapping pruners and samplers work.
 import inspect
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import optuna
 from allennlp.common.checks import ConfigurationError
 
 from allennlp_optuna.errors import first_line, read_json_file
 from allennlp_optuna.redaction import redact_url
+from allennlp_optuna.objectives import infer_direction  # noqa: F401 (re-exported)
 from allennlp_optuna.trial_attrs import CONFIG_ATTR, METRIC_ATTR  # noqa: F401 (re-exported)
 from allennlp_optuna.typed_entries import is_typed_entry, keyword_arguments, unknown_attributes
 
 DEFAULT_STORAGE = "sqlite:///allennlp_optuna.db"
 """An SQLite file ``allennlp_optuna.db`` in the current directory, as the older plugin used."""
-
-_MINIMIZED_WORDS = {"loss", "perplexity", "ppl", "error", "err", "mse", "mae", "rmse", "wer", "cer"}
-
-
-
-def infer_direction(metric: str) -> str:
-    """``"minimize"`` for loss/perplexity/error-like metric names, ``"maximize"`` otherwise.
-
-    Example::
-
-        >>> infer_direction("best_validation_loss")
-        'minimize'
-        >>> infer_direction("best_validation_accuracy")
-        'maximize'
-    """
-    words = re.split(r"[^a-z0-9]+", metric.lower())
-    return "minimize" if _MINIMIZED_WORDS.intersection(words) else "maximize"
-
 
 @dataclass
 class OptunaSettings:
@@ -150,15 +132,16 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
 def create_or_join_study(
     study_name: str,
     storage: str,
-    direction: str,
+    direction: Union[str, Sequence[str]],
     settings: OptunaSettings,
     join_existing: bool,
 ) -> optuna.Study:
     """Create the study, or join it when it exists and ``join_existing`` is set.
 
     An existing study is never touched without ``join_existing``; joining it with another
-    direction is refused.
+    direction is refused. Several directions (a list) create a multi-objective study.
     """
+    directions = [direction] if isinstance(direction, str) else list(direction)
     rdb = open_storage(storage)
     exists = study_name in study_names(rdb)
     if exists and not join_existing:
@@ -168,16 +151,16 @@ def create_or_join_study(
         )
     if exists:
         study = optuna.load_study(study_name=study_name, storage=rdb, sampler=settings.sampler, pruner=settings.pruner)
-        existing = study.direction.name.lower()
-        if existing != direction:
+        existing = ",".join(d.name.lower() for d in study.directions)
+        if existing != ",".join(directions):
             raise ConfigurationError(
-                f"study {study_name!r} was created to {existing}, but --direction {direction} was asked for"
+                f"study {study_name!r} was created to {existing}, but --direction {','.join(directions)} was asked for"
             )
         return study
     return optuna.create_study(
         study_name=study_name,
         storage=rdb,
-        direction=direction,
+        directions=directions,
         sampler=settings.sampler,
         pruner=settings.pruner,
         load_if_exists=join_existing,

@@ -5,11 +5,15 @@ from typing import List, Optional, Sequence
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from allennlp_optuna.trial_attrs import METRIC_ATTR, SERIALIZATION_DIR_ATTR
+from allennlp_optuna.objectives import format_values, is_multi_objective, pareto_front, study_objectives
+from allennlp_optuna.trial_attrs import METRIC_ATTR, SERIALIZATION_DIR_ATTR, VALUES_STD_ATTR
 
 
 def best_trial(study: optuna.Study) -> Optional[FrozenTrial]:
-    """The best COMPLETE trial, or ``None`` when no trial has completed yet."""
+    """The best COMPLETE trial, or ``None`` when no trial has completed yet or the study has
+    several objectives (it has a Pareto front instead, see :func:`~allennlp_optuna.objectives.pareto_front`)."""
+    if is_multi_objective(study):
+        return None
     try:
         return study.best_trial
     except ValueError:  # Optuna: no trial is completed yet
@@ -35,6 +39,8 @@ def summarize(study: optuna.Study, trials: Optional[Sequence[FrozenTrial]] = Non
         trials: its trials, if the caller has just read them.
     """
     trials = study.get_trials(deepcopy=False) if trials is None else trials
+    if is_multi_objective(study):
+        return summarize_pareto_front(study, trials)
     states = count_states(trials)
     metric = study.user_attrs.get(METRIC_ATTR, "value")
     lines: List[str] = [
@@ -48,4 +54,19 @@ def summarize(study: optuna.Study, trials: Optional[Sequence[FrozenTrial]] = Non
         lines.append(f"Best trial: {best.number}, {metric} = {best.value}")
         lines.append(f"Best params: {format_params(best.params)}")
         lines.append(f"Best trial's directory: {best.user_attrs.get(SERIALIZATION_DIR_ATTR, '(unknown)')}")
+    return "\n".join(lines)
+
+
+def summarize_pareto_front(study: optuna.Study, trials: Sequence[FrozenTrial]) -> str:
+    """:func:`summarize` for a multi-objective study: its Pareto front, one trial a line."""
+    objectives = study_objectives(study, study.user_attrs.get(METRIC_ATTR))
+    lines = [f"Study {study.study_name!r} ({objectives.describe()}): {len(trials)} trials: {count_states(trials) or 'none'}"]
+    front = pareto_front(study, trials)
+    if not front:
+        lines.append("No trial has completed yet.")
+        return "\n".join(lines)
+    lines.append(f"Pareto front: {len(front)} trial{'' if len(front) == 1 else 's'} (allennlp best-params lists them)")
+    for trial in front:
+        values = format_values(objectives.keys, trial.values, trial.user_attrs.get(VALUES_STD_ATTR))
+        lines.append(f"  trial {trial.number}: {values} | {format_params(trial.params)}")
     return "\n".join(lines)

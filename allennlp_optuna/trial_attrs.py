@@ -23,6 +23,13 @@ ENQUEUED_ATTR = "enqueued_from"
 OVER_BUDGET_ATTR = "over_budget"
 """Trial user attribute of a trial that lost the race for the last place in ``--max-trials``."""
 
+RUNS_ATTR = "runs"
+"""Trial user attribute of a repeated trial (``--seeds``, ``--repeat``): ``[{"run", "values"}]``, one
+entry per finished run; the trial's values are their means."""
+
+VALUES_STD_ATTR = "values_std"
+"""Trial user attribute of a repeated trial: the sample standard deviation of its runs' values, per objective."""
+
 # Trial system attributes.
 WORKER_ATTR = "allennlp_optuna:worker"
 """Trial system attribute ``{"host", "space", "pid", "started"}``: the process that runs the trial
@@ -34,6 +41,9 @@ METRIC_ATTR = "metrics"
 
 CONFIG_ATTR = "config_file"
 """Study user attribute: the absolute path of the config the study's trials trained with."""
+
+REPEATS_ATTR = "repeats"
+"""Study user attribute: ``{"seeds", "repeat"}``, how each trial was repeated (read back by ``retrain``)."""
 
 # Files in a trial's serialization directory.
 METRICS_FILE = "metrics.json"

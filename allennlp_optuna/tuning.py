@@ -11,7 +11,7 @@ import os
 import re
 import traceback
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Union
 
 import optuna
 from allennlp.common.checks import ConfigurationError
@@ -29,6 +29,8 @@ from allennlp_optuna.console import StudyDescription, class_name, study_console
 from allennlp_optuna.preflight import check_devices, check_serialization_dir, import_packages
 from allennlp_optuna.pruning import monitored_metric, plan_pruning
 from allennlp_optuna.report import REPORT_FILE, ReportWriter
+from allennlp_optuna.objectives import split_keys
+from allennlp_optuna.repeats import RepeatPlan
 from allennlp_optuna.search_space import SearchSpace
 from allennlp_optuna.settings import (  # noqa: F401 (ARCHIVE_* and check_archive re-exported)
     ARCHIVE_ALL,
@@ -42,6 +44,7 @@ from allennlp_optuna.trial_attrs import (
     CONFIG_ATTR,
     FAIL_REASON_ATTR,
     METRIC_ATTR,
+    REPEATS_ATTR,
     SERIALIZATION_DIR_ATTR,
     STUDY_ERROR_ATTR,
 )
@@ -88,7 +91,7 @@ class TrialObjective:
     add_pruning_callback: bool = False
     worker_overrides: Dict[str, Any] = field(default_factory=dict)
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> Union[float, List[float]]:
         try:
             self.search_space.suggest(trial)
             return self.executor(trial).run()
@@ -110,6 +113,8 @@ class TrialObjective:
             settings.config_file,
             trial_directory(settings.serialization_dir, trial.number),
             settings.metrics,
+            seeds=settings.seeds,
+            repeat=settings.repeat,
             include_package=list(settings.include_package),
             file_friendly_logging=settings.file_friendly_logging,
             overrides=with_overrides(settings.overrides, self.worker_overrides),
@@ -171,15 +176,42 @@ def plan_study(settings: TuneSettings) -> StudyPlan:
     workers = plan_workers(settings.n_workers, settings.devices, settings.devices_per_trial)
     check_devices(settings.devices)
     search_space = SearchSpace.from_file(settings.search_space_file)
-    optuna_settings = OptunaSettings.from_file(settings.optuna_param_path)
+    multi_objective = settings.objectives.is_multi
+    optuna_settings = with_default_sampler(OptunaSettings.from_file(settings.optuna_param_path), multi_objective)
     import_packages(settings.include_package)
-    check_config(settings.config_file, search_space)
+    repeat_vars = check_repeat_variable(settings.repeats, search_space)
+    check_config(settings.config_file, search_space, repeat_vars)
     check_overrides(settings.overrides)
     enqueued = [read_enqueued_values(path, search_space) for path in settings.enqueue_trial]
-    example_params = load_params(settings.config_file, search_space.example_values(), settings.overrides)
-    add_pruning_callback = plan_pruning(example_params, optuna_settings.pruner, settings.config_file)
+    example_values = {**search_space.example_values(), **repeat_vars}
+    example_params = load_params(settings.config_file, example_values, settings.overrides)
+    add_pruning_callback = plan_pruning(example_params, optuna_settings.pruner, settings.config_file, multi_objective)
     check_serialization_dir(settings.serialization_dir)
     return StudyPlan(workers, search_space, optuna_settings, enqueued, add_pruning_callback)
+
+
+def with_default_sampler(optuna_settings: OptunaSettings, multi_objective: bool) -> OptunaSettings:
+    """A multi-objective study without a named sampler gets ``TPESampler``.
+
+    Optuna 3 and 4 default to ``NSGAIISampler`` for several objectives, whose first generation
+    (50 trials) is random sampling: most AllenNLP studies end before it. TPE handles several
+    objectives (Optuna's multi-objective TPE) and models from its 10th trial on; Optuna 5 made it
+    the default, and this gives every supported Optuna the same.
+    """
+    if multi_objective and optuna_settings.sampler is None:
+        return replace(optuna_settings, sampler=optuna.samplers.TPESampler())
+    return optuna_settings
+
+
+def check_repeat_variable(repeats: RepeatPlan, search_space: SearchSpace) -> Dict[str, str]:
+    """The ``--repeat`` variable's first value as an ext var; refuse one the search space also samples."""
+    extra = repeats.extra_ext_vars
+    clash = sorted(set(extra) & set(search_space.names))
+    if clash:
+        raise ConfigurationError(
+            f"--repeat varies {clash[0]!r}, which the search space also samples; repeat another std.extVar"
+        )
+    return extra
 
 
 def check_trial_directories(study: optuna.Study, serialization_dir: str) -> None:
@@ -216,19 +248,39 @@ def check_study_metric(study: optuna.Study, metrics: str) -> None:
         )
 
 
+def check_study_repeats(study: optuna.Study, repeats: RepeatPlan) -> None:
+    """Refuse to join a study whose trials were repeated otherwise (their values would not compare)."""
+    earlier = study.user_attrs.get(REPEATS_ATTR)
+    if earlier is None and not study.get_trials(deepcopy=False):
+        return
+    earlier_plan = RepeatPlan.from_attr(earlier)
+    if earlier_plan != repeats:
+        def flags(plan: RepeatPlan) -> str:
+            parts = ([f"--seeds {plan.seeds}"] if plan.seeds else []) + ([f"--repeat {plan.repeat}"] if plan.repeat else [])
+            return " ".join(parts) or "no --seeds or --repeat"
+
+        raise ConfigurationError(
+            f"study {study.study_name!r} repeats each trial with {flags(earlier_plan)}, not {flags(repeats)}; "
+            "pass the same flags or choose another --study-name"
+        )
+
+
 def open_study(settings: TuneSettings, plan: StudyPlan) -> optuna.Study:
     """Create or join the study of resolved ``settings``, check it fits, record the run, queue trials."""
     assert settings.study_name is not None and settings.direction is not None  # settings.resolved()
     study = create_or_join_study(
         settings.study_name,
         settings.storage,
-        settings.direction,
+        settings.objectives.directions,
         plan.optuna_settings,
         join_existing=settings.skip_if_exists,
     )
     check_trial_directories(study, settings.serialization_dir)
-    check_study_metric(study, settings.metrics)
-    study.set_user_attr(METRIC_ATTR, settings.metrics)
+    check_study_metric(study, settings.objectives.metrics)
+    check_study_repeats(study, settings.repeats)
+    study.set_user_attr(METRIC_ATTR, settings.objectives.metrics)
+    if settings.repeats.active:
+        study.set_user_attr(REPEATS_ATTR, settings.repeats.as_attr())
     study.set_user_attr(CONFIG_ATTR, os.path.abspath(settings.config_file))
     os.makedirs(settings.serialization_dir, exist_ok=True)
     enqueue_trials(study, plan.enqueued)
@@ -259,7 +311,7 @@ def run_study(study: optuna.Study, settings: TuneSettings, plan: StudyPlan) -> N
     report = ReportWriter(settings.serialization_dir)
     callbacks = study_callbacks(settings, objective, report)
     try:
-        console = study_console(describe_run(settings, plan), monitored_metric(settings.metrics), settings.verbose)
+        console = study_console(describe_run(settings, plan), monitored_metric(split_keys(settings.metrics)[0]), settings.verbose)
         with frozen_between_trials(), console:
             if runs_in_this_process(plan.workers):  # Optuna's own loop; no processes, tickets or locks
                 optimize_in_process(settings, objective.for_worker(plan.workers[0]), plan.optuna_settings, callbacks)

@@ -3,11 +3,14 @@ The `best-params` subcommand prints the best hyperparameters of a study, or its 
 
     allennlp best-params [--study-name NAME] [--storage URL] [--format plain|json|shell]
     allennlp best-params CONFIG.jsonnet [--output-file best_config.json] [-o OVERRIDES]
+    allennlp best-params [CONFIG.jsonnet] --trial N      # a chosen trial (of a Pareto front, say)
 
 Without CONFIG it prints the best trial's values: `name=value` pairs (as the older plugin did),
 a JSON object, or `export` lines for `eval "$(allennlp best-params --format shell)"` before
 `allennlp train`. With CONFIG it prints (or writes) the best trial's config as plain JSON that
-`allennlp train` accepts. The best trial's number, value and directory go to stderr.
+`allennlp train` accepts. The best trial's number, value and directory go to stderr. A
+multi-objective study has no best trial: it prints its Pareto front (a table, or with
+`--format json` a list of `{"number", "values", "params"}`); `--trial N` takes one trial.
 """
 import argparse
 import json
@@ -57,6 +60,12 @@ class BestParams(Subcommand):
             subparser, "with CONFIG: a JSON structure overriding the config, as in allennlp train (use tune's)"
         )
         add_include_package_argument(subparser)
+        subparser.add_argument(
+            "--trial",
+            type=int,
+            default=None,
+            help="the trial to print or export (default: the best; a multi-objective study prints its Pareto front)",
+        )
         subparser.set_defaults(func=best_params_from_args)
         return subparser
 
@@ -64,9 +73,11 @@ class BestParams(Subcommand):
 @exit_on_configuration_error("best-params")
 def best_params_from_args(args: argparse.Namespace) -> None:
     """Print the best values (or config) of the study the command line names."""
-    from allennlp_optuna.best import describe_trial, format_best_params, require_best_trial
-    from allennlp_optuna.config import resolved_config, write_config
+    from allennlp_optuna.best import describe_trial, format_best_params, format_pareto_front, require_best_trial
+    from allennlp_optuna.config import write_config
+    from allennlp_optuna.objectives import is_multi_objective
     from allennlp_optuna.preflight import check_output_file
+    from allennlp_optuna.retraining import trial_config, trial_to_retrain
     from allennlp_optuna.study import load_existing_study
 
     if args.config_file is None and (args.output_file or args.overrides):
@@ -76,10 +87,18 @@ def best_params_from_args(args: argparse.Namespace) -> None:
     if args.output_file is not None:
         check_output_file(args.output_file, "--output-file")
     study = load_existing_study(args.study_name, args.storage)
-    trial = require_best_trial(study)
-    print(f"Best {describe_trial(study, trial)}", file=sys.stderr, flush=True)
+    if args.trial is not None:
+        trial = trial_to_retrain(study, args.trial)
+        print(f"Chosen {describe_trial(study, trial)}", file=sys.stderr, flush=True)
+    elif is_multi_objective(study) and args.config_file is None:
+        print(f"Pareto front of study {study.study_name!r} (choose one with --trial)", file=sys.stderr, flush=True)
+        print(format_pareto_front(study, args.format or "plain"), flush=True)
+        return
+    else:
+        trial = require_best_trial(study)
+        print(f"Best {describe_trial(study, trial)}", file=sys.stderr, flush=True)
     if args.config_file is not None:
-        config = resolved_config(args.config_file, trial.params, args.overrides)
+        config, _ = trial_config(args.config_file, study, trial, args.overrides)
         if args.output_file is None:
             print(json.dumps(config, indent=2), flush=True)
             return

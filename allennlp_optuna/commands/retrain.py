@@ -8,6 +8,7 @@ It takes `allennlp train`'s flags; `optuna_pruner` callbacks are removed from th
 With the config's seeds on CPU, retraining trial N reproduces trial N's metrics.
 """
 import argparse
+import sys
 
 from allennlp.commands.subcommand import Subcommand
 
@@ -51,6 +52,13 @@ class Retrain(Subcommand):
             help="do not train a model, but create a vocabulary, show dataset statistics and other training "
             "information",
         )
+        subparser.add_argument(
+            "--seed-index",
+            type=int,
+            default=None,
+            help="of a study tuned with --seeds or --repeat: which run of the trial to reproduce, from 0 "
+            "(default: the first)",
+        )
         add_file_friendly_logging_argument(subparser)
         add_include_package_argument(subparser)
         subparser.set_defaults(func=retrain_from_args)
@@ -60,12 +68,22 @@ class Retrain(Subcommand):
 @exit_on_configuration_error("retrain")
 def retrain_from_args(args: argparse.Namespace) -> None:
     """Run :func:`allennlp_optuna.retraining.retrain` with the command line's arguments."""
-    from allennlp_optuna.retraining import retrain_trial, trial_to_retrain
+    from allennlp_optuna.objectives import split_keys
+    from allennlp_optuna.retraining import retrain_trial, trial_config, trial_to_retrain
     from allennlp_optuna.study import load_existing_study
-    from allennlp_optuna.trial_attrs import METRIC_ATTR
+    from allennlp_optuna.trial_attrs import METRIC_ATTR, RUNS_ATTR
 
     study = load_existing_study(args.study_name, args.storage)
     trial = trial_to_retrain(study, args.trial)
+    _, run = trial_config(args.param_path, study, trial, args.overrides, args.seed_index)
+    if run is not None:
+        runs = trial.user_attrs.get(RUNS_ATTR) or []
+        print(
+            f"Reproducing run {run.name} (--seed-index {run.index}) of trial {trial.number}'s {len(runs) or 'several'} "
+            "runs; the trial's value is their mean",
+            file=sys.stderr,
+            flush=True,
+        )
     metrics = retrain_trial(
         args.param_path,
         args.serialization_dir,
@@ -78,7 +96,14 @@ def retrain_from_args(args: argparse.Namespace) -> None:
         include_package=args.include_package,
         dry_run=args.dry_run,
         file_friendly_logging=args.file_friendly_logging,
+        run_index=args.seed_index,
     )
-    metric = study.user_attrs.get(METRIC_ATTR)
-    if metric in metrics:
-        print(f"{metric} = {metrics[metric]} (trial {trial.number}: {trial.value})", flush=True)
+    keys = split_keys(study.user_attrs.get(METRIC_ATTR) or "")
+    runs = {record["run"]: record["values"] for record in trial.user_attrs.get(RUNS_ATTR) or []}
+    for i, key in enumerate(keys):
+        if key not in metrics or trial.values is None or i >= len(trial.values):
+            continue
+        tuned = f"trial {trial.number}: {trial.values[i]}"
+        if run is not None and run.name in runs:
+            tuned = f"run {run.name} of trial {trial.number}: {runs[run.name][i]}, the trial's mean: {trial.values[i]}"
+        print(f"{key} = {metrics[key]} ({tuned})", flush=True)

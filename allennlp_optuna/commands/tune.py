@@ -71,13 +71,16 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
         "--metrics",
         type=str,
         default="best_validation_loss",
-        help="key of each trial's metrics.json to optimize",
+        help="key of each trial's metrics.json to optimize; several separated by commas make a multi-objective "
+        "study (e.g. best_validation_accuracy,num_parameters; durations such as training_duration count "
+        "in seconds, num_parameters is the model's trainable parameter count)",
     )
     parser.add_argument(
         "--direction",
-        choices=("minimize", "maximize"),
+        type=str,
         default=None,
-        help="optimization direction (default: minimize for loss/perplexity/error metrics, else maximize)",
+        help="minimize or maximize, one per --metrics key separated by commas (default: minimize for "
+        "loss/perplexity/error/duration/num_parameters keys, else maximize)",
     )
     parser.add_argument("--n-trials", type=int, default=None, help="number of trials this command runs")
     parser.add_argument("--timeout", type=float, default=None, help="stop starting new trials after this many seconds")
@@ -116,6 +119,23 @@ def add_trial_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="VALUES_JSON",
         help='JSON object of hyperparameter values, e.g. {"lr": 0.1, "dropout": 0.2}, to run first '
         "(a baseline, marked in DIR/report.html); repeatable",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        metavar="K",
+        help="train each trial K times, in DIR/trial_N/seed_k, with random_seed, numpy_seed and pytorch_seed "
+        "the config's own plus k; the trial's value is the mean (each run's values and the standard "
+        "deviation are user attributes)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=str,
+        default=None,
+        metavar="NAME=V1,V2,...",
+        help="train each trial once per value of std.extVar(NAME) (a fold index, say), in DIR/trial_N/NAME_V; "
+        "the trial's value is the mean; with --seeds every value is trained with every seed",
     )
     parser.add_argument(
         "--archive",
