@@ -30,8 +30,9 @@ demo: $(STAMP)
 		--enqueue-trial baseline.json --n-trials 8
 	cd demo && ../$(BIN)/allennlp best-params $(DEMO_STUDY)
 
+# The PostgreSQL tests get a throwaway server unless ALLENNLP_OPTUNA_TEST_POSTGRES names one.
 test: $(STAMP)
-	$(BIN)/pytest -q
+	scripts/with-test-postgres $(BIN)/pytest -q
 
 clean:
 	rm -rf $(VENV) demo/data demo/result demo/*.db

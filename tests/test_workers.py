@@ -1,8 +1,8 @@
 """Parallel workers, study-wide budgets and crash recovery: real processes, real PostgreSQL.
 
-The PostgreSQL tests read the server's URL from ALLENNLP_OPTUNA_TEST_POSTGRES (`.ci/run` starts
-one with `scripts/test-postgres start`). Without it they are skipped on a developer's machine
-and fail in CI.
+The PostgreSQL tests read the server's URL from ALLENNLP_OPTUNA_TEST_POSTGRES: `make test` starts
+a throwaway server (`scripts/with-test-postgres`), and so does `.ci/run`. Without it they fail,
+saying how to run them; they are never skipped.
 """
 import os
 import signal
@@ -37,11 +37,13 @@ T = TypeVar("T")
 @pytest.fixture
 def postgres() -> str:
     url = os.environ.get(POSTGRES_ENV)
-    if url:
-        return url
-    if os.environ.get("CI"):
-        pytest.fail(f"{POSTGRES_ENV} is not set: .ci/run must start PostgreSQL (scripts/test-postgres start)")
-    pytest.skip(f"no PostgreSQL: run `eval \"$(scripts/test-postgres start)\"` to set {POSTGRES_ENV}")
+    if not url:
+        pytest.fail(
+            f"{POSTGRES_ENV} is not set: run the tests with `make test` (it starts a throwaway PostgreSQL), "
+            f"or `scripts/with-test-postgres .venv/bin/pytest ...`",
+            pytrace=False,
+        )
+    return url
 
 
 def unique_name() -> str:
