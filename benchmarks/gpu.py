@@ -23,17 +23,7 @@ from typing import List, Sequence
 import optuna
 import torch
 
-from benchmarks.scenario import GUIDE_CONFIG, Scenario, make_scenario, parse_duration, run_tune, trial_metrics
-
-GUIDE_SEARCH_SPACE = [
-    {"type": "int", "attributes": {"name": "embedding_dim", "low": 32, "high": 256}},
-    {"type": "int", "attributes": {"name": "max_filter_size", "low": 2, "high": 6}},
-    {"type": "int", "attributes": {"name": "num_filters", "low": 32, "high": 256}},
-    {"type": "int", "attributes": {"name": "output_dim", "low": 32, "high": 256}},
-    {"type": "float", "attributes": {"name": "dropout", "low": 0.0, "high": 0.8}},
-    {"type": "float", "attributes": {"name": "lr", "low": 5e-3, "high": 5e-1, "log": True}},
-]
-"""The guide's objective: ``trial.suggest_int("embedding_dim", 32, 256)`` and so on."""
+from benchmarks.scenario import GUIDE_CONFIG, GUIDE_SEARCH_SPACE, Scenario, make_scenario, parse_duration, run_tune, trial_metrics
 
 
 def print_trials(study: optuna.Study) -> None:

@@ -35,18 +35,8 @@ import psutil
 
 from benchmarks.old_plugin import OLD_PLUGIN_VERSION, make_venv, run_old_plugin
 from benchmarks.scenario import (
-    ALLENNLP, GUIDE_CONFIG, Scenario, make_scenario, output_to, run_tune, timed, training_seconds,
+    ALLENNLP, GUIDE_CONFIG, GUIDE_SEARCH_SPACE, Scenario, make_scenario, output_to, run_tune, timed, training_seconds,
 )
-
-# The search space of the guide's exercise 4.
-GUIDE_SEARCH_SPACE = [
-    {"type": "int", "attributes": {"name": "embedding_dim", "low": 32, "high": 256}},
-    {"type": "int", "attributes": {"name": "max_filter_size", "low": 2, "high": 6}},
-    {"type": "int", "attributes": {"name": "num_filters", "low": 32, "high": 256}},
-    {"type": "int", "attributes": {"name": "output_dim", "low": 32, "high": 256}},
-    {"type": "float", "attributes": {"name": "dropout", "low": 0.0, "high": 0.8}},
-    {"type": "float", "attributes": {"name": "lr", "low": 5e-3, "high": 5e-1, "log": True}},
-]
 
 TINY_CNN = [
     {"type": "int", "attributes": {"name": "embedding_dim", "low": 4, "high": 8}},

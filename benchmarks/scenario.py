@@ -31,6 +31,15 @@ FIXTURE_CONFIG = REPO / "test_fixtures" / "config" / "classifier.jsonnet"
 GUIDE_CONFIG = REPO / "test_fixtures" / "config" / "imdb_optuna.jsonnet"
 """The guide's imdb_optuna.jsonnet as it is (SGD, batch 64), with CPU and local data paths."""
 ALLENNLP = [sys.executable, "-m", "allennlp"]
+GUIDE_SEARCH_SPACE = [
+    {"type": "int", "attributes": {"name": "embedding_dim", "low": 32, "high": 256}},
+    {"type": "int", "attributes": {"name": "max_filter_size", "low": 2, "high": 6}},
+    {"type": "int", "attributes": {"name": "num_filters", "low": 32, "high": 256}},
+    {"type": "int", "attributes": {"name": "output_dim", "low": 32, "high": 256}},
+    {"type": "float", "attributes": {"name": "dropout", "low": 0.0, "high": 0.8}},
+    {"type": "float", "attributes": {"name": "lr", "low": 5e-3, "high": 5e-1, "log": True}},
+]
+"""The guide's search space (its exercise 4): ``trial.suggest_int("embedding_dim", 32, 256)`` and so on."""
 
 
 @dataclass
