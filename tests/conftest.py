@@ -49,6 +49,24 @@ def storage(workdir: Path) -> str:
     return f"sqlite:///{workdir / 'study.db'}"
 
 
+def storage_error(url: str) -> str:
+    """The first line of what the installed SQLAlchemy and database driver say when ``url`` cannot be opened.
+
+    Their words change between releases (SQLAlchemy 2.1 drives ``postgresql://`` with psycopg 3,
+    2.0 with psycopg2; URL parsing errors are worded anew), so tests take the library's part of
+    a message from the installed stack and check the plugin's part of the line literally.
+    """
+    import sqlalchemy
+
+    from allennlp_optuna.study import engine_options
+
+    try:
+        sqlalchemy.create_engine(url, **(engine_options(url) or {})).connect().close()
+    except Exception as error:
+        return str(error).strip().splitlines()[0]
+    raise AssertionError(f"{url} opened")
+
+
 def write_json(path: Path, content: object) -> Path:
     path.write_text(json.dumps(content))
     return path

@@ -12,7 +12,7 @@ from typing import Dict, List, Tuple
 import optuna
 import pytest
 
-from tests.conftest import CONFIG, HPARAMS, TunedStudy, run_cli, write_json
+from tests.conftest import CONFIG, HPARAMS, TunedStudy, run_cli, storage_error, write_json
 
 STORE = "sqlite:///study.db"
 PASSWORD = "s3cret-Pa55"
@@ -72,10 +72,7 @@ def report(*extra: str) -> List[str]:
 
 
 NO_SERVER = "postgresql://tuner:" + PASSWORD + "@127.0.0.1:1/studies"
-REFUSED = (
-    'cannot open storage postgresql://tuner:***@127.0.0.1:1/studies: (psycopg.OperationalError) connection failed: '
-    'connection to server at "127.0.0.1", port 1 failed: Connection refused'
-)
+REFUSED = f"cannot open storage postgresql://tuner:***@127.0.0.1:1/studies: {storage_error(NO_SERVER)}"
 
 # name: (command, argv, message); in the message "{cwd}" is the working directory and "{tuned}" the
 # tuned study's serialization directory (also in argv), other braces are doubled.
@@ -187,7 +184,7 @@ CATALOG = {
     ),
     "best-params: a storage that is no URL": (
         "best-params", ["best-params", "--storage", "not a url"],
-        "cannot open storage not a url: Could not parse SQLAlchemy URL from given URL string",
+        f"cannot open storage not a url: {storage_error('not a url')}",
     ),
     "best-params: a storage server that refuses": ("best-params", ["best-params", "--storage", NO_SERVER], REFUSED),
     "best-params: a missing config": (
