@@ -29,7 +29,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from allennlp_optuna.progress import format_seconds
-from allennlp_optuna.objectives import dominates, format_values, split_keys
+from allennlp_optuna.objectives import format_values, non_dominated, split_keys
 from allennlp_optuna.summary import best_trial, count_states, format_params
 from allennlp_optuna.trial_attrs import FAIL_REASON_ATTR, SERIALIZATION_DIR_ATTR, VALUES_STD_ATTR
 
@@ -186,13 +186,6 @@ def finish_order(trial: FrozenTrial) -> Tuple[float, int]:
     return (trial.datetime_complete.timestamp() if trial.datetime_complete else 0.0, trial.number)
 
 
-def pareto_front_of(directions: str, trials: Sequence[FrozenTrial]) -> List[FrozenTrial]:
-    """The COMPLETE trials among ``trials`` that no other one dominates (``directions``: comma-separated)."""
-    signs = split_keys(directions)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
-    return [t for t in complete if not any(dominates(o.values, t.values, signs) for o in complete)]
-
-
 def format_value(value: Optional[float]) -> str:
     """A metric value with 4 significant digits, ``-`` for none."""
     return "-" if value is None else f"{value:.4g}"
@@ -299,7 +292,7 @@ class StudyView:
     def best_text(self, template: str, nothing: str) -> str:
         """``template`` filled with the best trial's value and number; the Pareto front with several objectives."""
         if len(split_keys(self.description.metric)) > 1:
-            front = pareto_front_of(self.description.direction, self.trials)
+            front = non_dominated(self.trials, split_keys(self.description.direction))
             return f"Pareto front: trials {', '.join(str(t.number) for t in front)}" if front else nothing
         best = self._best()
         return nothing if best is None else template.format(value=format_value(best.value), number=best.number)

@@ -178,7 +178,11 @@ def pareto_front(study: optuna.Study, trials: Optional[Sequence[FrozenTrial]] = 
     the study has constraints: Optuna's ``study.best_trials``)."""
     if trials is None:
         return sorted(study.best_trials, key=lambda t: t.number)
-    directions = [d.name.lower() for d in study.directions]
+    return non_dominated(trials, [d.name.lower() for d in study.directions])
+
+
+def non_dominated(trials: Sequence[FrozenTrial], directions: Sequence[str]) -> List[FrozenTrial]:
+    """The COMPLETE trials among ``trials`` that no other one dominates under ``directions``."""
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
     return [t for t in complete if not any(dominates(o.values, t.values, directions) for o in complete)]
 
