@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import sys
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple, Type, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Type, Union
 
 import optuna
 from optuna.distributions import BaseDistribution
@@ -147,6 +147,28 @@ def stale_trial_callback_argument() -> str:
     return "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in parameters else "failed_trial_callback"
 
 
+def retry_history(trial: FrozenTrial) -> List[int]:
+    """The numbers of the failed trials that ``trial`` retries, oldest first (empty if it is no retry).
+
+    Optuna's retry callback records them in a system attribute; its static ``retry_history`` reads
+    it (experimental in every supported version, hence the silenced warning).
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return list(RetryCallbackBase.retry_history(trial))
+
+
+def frozen_trial(trial: optuna.Trial) -> FrozenTrial:
+    """The stored state of a running ``trial``, system attributes included.
+
+    ``Trial.system_attrs`` is deprecated and ``Trial`` offers no other way to read what Optuna's
+    retry callback recorded on it; the storage has it under the trial's id.
+    """
+    return study_storage(trial.study).get_trial(trial_id(trial))
+
+
 def stale_trial_callback(storage: Any) -> Any:
     """The stale-trial callback a storage was built with (``None`` if none), in any supported version."""
     getter = getattr(storage, "get_heartbeat_stale_trial_callback", None) or getattr(
@@ -212,6 +234,25 @@ def archive_skipped() -> Iterator[None]:
         yield
     finally:
         allennlp_train.archive_model = original
+
+
+def retarget_best_model(training_state_path: str, serialization_dir: str) -> None:
+    """Point a copied AllenNLP training state's best model at ``serialization_dir/best.th``.
+
+    The training state (AllenNLP's checkpoint format, version 1) records the path of the run's
+    best weights (``best_model_filename``), and the trainer loads that file when the resumed run
+    ends without a better epoch. A retry resumes from a copy of the killed trial's directory, so
+    the recorded path would be the killed trial's; AllenNLP has no option to re-root it.
+    The file is written anew (never through a hard link to the killed trial's copy).
+    """
+    import torch
+
+    load_options = {"weights_only": False} if "weights_only" in torch.load.__code__.co_varnames else {}
+    state = torch.load(training_state_path, map_location="cpu", **load_options)
+    if state.get("best_model_filename"):
+        state["best_model_filename"] = os.path.join(serialization_dir, os.path.basename(state["best_model_filename"]))
+    os.remove(training_state_path)
+    torch.save(state, training_state_path)
 
 
 def storage_engine(study: optuna.Study) -> Optional[Any]:

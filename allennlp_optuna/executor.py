@@ -44,6 +44,7 @@ from allennlp_optuna.pruning import (
 )
 from allennlp_optuna.redaction import storage_in_environment
 from allennlp_optuna.repeats import RepeatPlan, Run, mean_and_std
+from allennlp_optuna.resume import RunState, adopt_run
 from allennlp_optuna.start_method import data_loaders_without_fork
 from allennlp_optuna.trial_attrs import (  # noqa: F401 (FAIL_REASON_ATTR re-exported)
     FAIL_REASON_ATTR,
@@ -83,6 +84,9 @@ class AllenNLPExecutor:
             return the means (see :mod:`allennlp_optuna.repeats`).
         repeat: ``"NAME=V1,V2,..."``: one run per value of ``std.extVar(NAME)``, in
             ``serialization_dir/NAME_V``; the means are returned.
+        resume_from: the serialization directory of a killed trial with the same parameters:
+            training continues from its last epoch checkpoint (its finished runs are read, not
+            trained again) when its config equals this one (see :mod:`allennlp_optuna.resume`).
     """
 
     def __init__(
@@ -103,6 +107,7 @@ class AllenNLPExecutor:
         check_metric: bool = False,
         seeds: Optional[int] = None,
         repeat: Optional[str] = None,
+        resume_from: Optional[str] = None,
     ) -> None:
         self.trial = trial
         self.config_file = config_file
@@ -119,6 +124,7 @@ class AllenNLPExecutor:
         self.check_metric = check_metric
         self.keys = split_keys(metrics)
         self.repeats = RepeatPlan(seeds, repeat)
+        self.resume_from = resume_from
 
     def params(self, run: Optional[Run] = None, earlier_runs: Sequence[str] = ()) -> Params:
         """The trial's training configuration (of one ``run`` of it), as ``train_model`` receives it.
@@ -153,7 +159,7 @@ class AllenNLPExecutor:
         """
         self.trial.set_user_attr(SERIALIZATION_DIR_ATTR, os.path.abspath(self.serialization_dir))
         runs = self.repeats.runs()
-        values = self._run_repeats(runs) if runs else self._train(self.params(), self.serialization_dir)
+        values = self._run_repeats(runs) if runs else self._train(self.params(), self.serialization_dir, self.resume_from)
         return values[0] if len(values) == 1 else values
 
     def _run_repeats(self, runs: List[Run]) -> List[float]:
@@ -161,16 +167,23 @@ class AllenNLPExecutor:
         records: List[Dict[str, Any]] = []
         directories = [os.path.join(self.serialization_dir, run.name) for run in runs]
         for run, directory in zip(runs, directories):
-            values = self._train(self.params(run, directories[: run.index]), directory)
+            resume_from = os.path.join(self.resume_from, run.name) if self.resume_from else None
+            values = self._train(self.params(run, directories[: run.index]), directory, resume_from)
             records.append({"run": run.name, "values": values})
             self.trial.set_user_attr(RUNS_ATTR, records)
         means, stds = mean_and_std([record["values"] for record in records])
         self.trial.set_user_attr(VALUES_STD_ATTR, stds)
         return means
 
-    def _train(self, params: Params, serialization_dir: str) -> List[float]:
-        """Train ``params`` in ``serialization_dir``; the values of the keys from its ``metrics.json``."""
+    def _train(self, params: Params, serialization_dir: str, resume_from: Optional[str] = None) -> List[float]:
+        """Train ``params`` in ``serialization_dir`` (continuing ``resume_from``'s training if it can);
+        the values of the keys from its ``metrics.json``."""
         data_loaders_without_fork(params)
+        resumed = RunState.FRESH
+        if resume_from and not self.force and os.path.isdir(resume_from):
+            resumed = adopt_run(resume_from, serialization_dir, params)
+        if resumed is RunState.FINISHED:
+            return [read_metric(serialization_dir, key) for key in self.keys]
         try:
             with ExitStack() as stack:
                 stack.enter_context(own_log_handlers())
@@ -184,6 +197,7 @@ class AllenNLPExecutor:
                     params,
                     serialization_dir,
                     force=self.force,
+                    recover=resumed is RunState.CHECKPOINT,
                     include_package=self.include_package,
                     file_friendly_logging=self.file_friendly_logging,
                     return_model=False,

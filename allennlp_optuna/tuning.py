@@ -11,7 +11,7 @@ import os
 import re
 import traceback
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Dict, List, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import optuna
 from allennlp.common.checks import ConfigurationError
@@ -31,6 +31,7 @@ from allennlp_optuna.pruning import monitored_metric, plan_pruning
 from allennlp_optuna.report import REPORT_FILE, ReportWriter
 from allennlp_optuna.objectives import split_keys
 from allennlp_optuna.repeats import RepeatPlan
+from allennlp_optuna.resume import resumable_directory
 from allennlp_optuna.search_space import SearchSpace
 from allennlp_optuna.settings import (  # noqa: F401 (ARCHIVE_* and check_archive re-exported)
     ARCHIVE_ALL,
@@ -94,7 +95,7 @@ class TrialObjective:
     def __call__(self, trial: optuna.Trial) -> Union[float, List[float]]:
         try:
             self.search_space.suggest(trial)
-            return self.executor(trial).run()
+            return self.executor(trial, resumable_directory(trial)).run()
         except optuna.TrialPruned:
             raise
         except StudyError as error:
@@ -105,8 +106,9 @@ class TrialObjective:
             trial.set_user_attr(FAIL_REASON_ATTR, traceback.format_exc())
             raise
 
-    def executor(self, trial: optuna.Trial) -> AllenNLPExecutor:
-        """The executor that trains ``trial`` in ``trial_N``."""
+    def executor(self, trial: optuna.Trial, resume_from: Optional[str] = None) -> AllenNLPExecutor:
+        """The executor that trains ``trial`` in ``trial_N``, continuing ``resume_from`` (a killed
+        trial's directory, see :mod:`allennlp_optuna.resume`) when it can."""
         settings = self.settings
         return AllenNLPExecutor(
             trial,
@@ -123,6 +125,7 @@ class TrialObjective:
             archive=settings.archive == ARCHIVE_ALL,
             release_memory=False,  # the TrialMemory of study_callbacks() does it, after Optuna records the trial
             check_metric=True,
+            resume_from=resume_from,
         )
 
     def for_worker(self, plan: WorkerPlan) -> "TrialObjective":

@@ -184,7 +184,13 @@ def test_killed_worker_trial_fails_and_its_retry_completes_after_a_restart(workd
     assert retry.params == killed.params
     assert retry.number > killed.number
     assert_trained_in_own_directory(retry, workdir)
-    assert sorted(p.name for p in killed_dir.iterdir()) == killed_files  # the dead trial's directory is untouched
+    # The rerun trained 1 epoch, not the killed trial's 15: its config differs, so the retry did not resume
+    # the killed trial; once the retry finished, the dead trial's epoch checkpoints were removed, nothing else.
+    assert not (workdir / "result" / f"trial_{retry.number}" / "metrics_epoch_1.json").exists()
+    assert any(name.startswith("model_state_e") for name in killed_files)
+    assert sorted(p.name for p in killed_dir.iterdir()) == [
+        name for name in killed_files if not name.startswith(("model_state_e", "training_state_e"))
+    ]
 
 
 def test_a_killed_worker_is_replaced_and_its_trial_retried_in_the_same_run(workdir: Path, postgres: str) -> None:

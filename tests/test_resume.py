@@ -1,0 +1,123 @@
+"""Resume, not restart: the retry of a killed trial continues from that trial's last epoch checkpoint.
+
+A trainer callback (``tests/training_probe.py``) SIGKILLs the worker at a chosen epoch, as the
+out-of-memory killer would, and records which epochs each run really trained.
+"""
+import json
+import os
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from allennlp_optuna.recovery import retried_trial_number
+from tests.conftest import CONFIG, CliResult, HPARAMS, read_json, run_cli, run_cli_process, validation_metrics, write_json
+from tests.training_probe import KILL_ENV, PROBE_ENV, trained_epochs
+
+VALUES = {"embedding_dim": 8, "max_filter_size": 3, "num_filters": 4, "dropout": 0.0, "lr": 0.05, "optimizer": "adam"}
+"""No dropout: the replayed epochs draw no random masks, so the resumed run can match exactly."""
+CHECKPOINTS = ("model_state_e", "training_state_e")
+
+
+def tune_argv(storage: str, name: str, result: str, num_epochs: int, *extra: str) -> List[str]:
+    # Validation in order: replayed epochs skip validation, whose shuffling would draw from Python's
+    # random generator (see allennlp_optuna.resume).
+    overrides = {"trainer.num_epochs": num_epochs, "trainer.callbacks": [{"type": "test_training_probe"}],
+                 "validation_data_loader": {"batch_size": 16, "shuffle": False}}
+    return ["tune", str(CONFIG), str(HPARAMS), "-s", result, "--storage", storage, "--study-name", name,
+            "--metrics", "best_validation_accuracy", "--include-package", "tests.training_probe",
+            "-o", json.dumps(overrides), "--max-trials", "1", *extra]
+
+
+@pytest.fixture
+def probe(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Dict[str, str]:
+    """The environment of a probed `allennlp` process (the tests package importable, records in workdir)."""
+    monkeypatch.setenv(PROBE_ENV, str(workdir))
+    return {PROBE_ENV: str(workdir), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+
+
+def epochs_by_run(workdir: Path) -> Dict[str, List[int]]:
+    return {os.path.relpath(run, workdir): epochs for run, epochs in trained_epochs(workdir).items()}
+
+
+def kill_then_resume(
+    workdir: Path, storage: str, probe: Dict[str, str], kill_at: str, *argv: str
+) -> Tuple[optuna.Study, CliResult]:
+    """Tune until the probe kills the worker at ``kill_at``, then rerun with --skip-if-exists."""
+    killed = run_cli_process(list(argv), cwd=workdir, env={**probe, KILL_ENV: kill_at})
+    assert killed.code == -9, killed  # SIGKILL
+    [trial] = optuna.load_study(study_name=argv[argv.index("--study-name") + 1], storage=storage).trials
+    assert trial.state == TrialState.RUNNING
+
+    resumed = run_cli_process([*argv, "--skip-if-exists"], cwd=workdir, env=probe)
+
+    assert resumed.code == 0, resumed
+    return optuna.load_study(study_name=argv[argv.index("--study-name") + 1], storage=storage), resumed
+
+
+def test_a_trial_killed_at_epoch_2_of_4_is_retried_from_its_checkpoint_and_matches_an_uninterrupted_run(
+    workdir: Path, storage: str, probe: Dict[str, str], capsys: pytest.CaptureFixture
+) -> None:
+    values = write_json(workdir / "values.json", VALUES)
+    argv = tune_argv(storage, "resumed", "result", 4, "--enqueue-trial", str(values))
+
+    study, resumed = kill_then_resume(workdir, storage, probe, "2", *argv)
+
+    killed, retry = study.trials
+    assert (killed.state, retry.state) == (TrialState.FAIL, TrialState.COMPLETE)
+    assert retried_trial_number(retry) == killed.number and retry.params == killed.params == VALUES
+    # The killed trial trained epochs 0 and 1 and died in epoch 2; its retry trained only 2 and 3.
+    assert epochs_by_run(workdir) == {"result/trial_0": [0, 1], "result/trial_1": [2, 3]}
+    retry_dir = workdir / "result" / "trial_1"
+    resuming = f"Resuming the training of {workdir / 'result' / 'trial_0'} in {retry_dir} after its epoch 1."
+    assert resuming in resumed.err and "Traceback" not in resumed.err and "is not empty" not in resumed.err
+    assert retry.value == read_json(retry_dir / "metrics.json")["best_validation_accuracy"]
+    for trial_dir in (workdir / "result" / "trial_0", retry_dir):  # the retry ended: no checkpoint is left
+        assert not [p.name for p in trial_dir.iterdir() if p.name.startswith(CHECKPOINTS)]
+
+    uninterrupted = run_cli(tune_argv(storage, "uninterrupted", "result_uninterrupted", 4,
+                                      "--enqueue-trial", str(values)), capsys)
+
+    assert uninterrupted.code == 0, uninterrupted
+    assert validation_metrics(retry_dir) == validation_metrics(workdir / "result_uninterrupted" / "trial_0")
+    assert optuna.load_study(study_name="uninterrupted", storage=storage).best_value == retry.value
+
+
+def test_a_repeated_trial_killed_in_its_second_seed_reads_the_first_and_resumes_the_second(
+    workdir: Path, storage: str, probe: Dict[str, str]
+) -> None:
+    values = write_json(workdir / "values.json", {**VALUES, "dropout": 0.2})
+    argv = tune_argv(storage, "repeated", "result", 3, "--seeds", "2", "--enqueue-trial", str(values))
+
+    study, _ = kill_then_resume(workdir, storage, probe, "1:seed_1", *argv)
+
+    killed, retry = study.trials
+    assert (killed.state, retry.state) == (TrialState.FAIL, TrialState.COMPLETE)
+    assert epochs_by_run(workdir) == {
+        "result/trial_0/seed_0": [0, 1, 2],
+        "result/trial_0/seed_1": [0],
+        "result/trial_1/seed_1": [1, 2],  # seed_0 had finished: read, not trained again
+    }
+    runs = [read_json(workdir / "result" / "trial_1" / run / "metrics.json")["best_validation_accuracy"]
+            for run in ("seed_0", "seed_1")]
+    assert runs[0] == read_json(workdir / "result" / "trial_0" / "seed_0" / "metrics.json")["best_validation_accuracy"]
+    assert retry.user_attrs["runs"] == [{"run": "seed_0", "values": [runs[0]]}, {"run": "seed_1", "values": [runs[1]]}]
+    assert retry.value == pytest.approx(sum(runs) / 2)
+
+
+def test_a_retry_with_another_config_trains_from_scratch_and_says_why(
+    workdir: Path, storage: str, probe: Dict[str, str]
+) -> None:
+    values = write_json(workdir / "values.json", VALUES)
+    argv = tune_argv(storage, "changed", "result", 4, "--enqueue-trial", str(values))
+    killed = run_cli_process(argv, cwd=workdir, env={**probe, KILL_ENV: "2"})
+    assert killed.code == -9, killed
+
+    rerun = run_cli_process([*tune_argv(storage, "changed", "result", 3), "--skip-if-exists"], cwd=workdir, env=probe)
+
+    assert rerun.code == 0, rerun
+    assert epochs_by_run(workdir) == {"result/trial_0": [0, 1], "result/trial_1": [0, 1, 2]}
+    assert (f"Not resuming from {workdir / 'result' / 'trial_0'}: its training config differs from this retry's; "
+            "training from scratch.") in rerun.err

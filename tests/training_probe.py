@@ -1,0 +1,65 @@
+"""A trainer callback for the resume tests: records the epochs a run trains, and can kill its process once.
+
+Add ``{"type": "test_training_probe"}`` to ``trainer.callbacks`` (``--include-package
+tests.training_probe``) and set :data:`PROBE_ENV` to a directory:
+
+* every epoch a run trains (not one replayed from a checkpoint) appends ``RUN_DIR EPOCH`` to
+  ``DIRECTORY/epochs.txt``;
+* with :data:`KILL_ENV` set to ``EPOCH`` (or ``EPOCH:RUN_NAME``, the run directory's last
+  component), the first training batch of that epoch SIGKILLs the process, as the out-of-memory
+  killer would, once: a marker file keeps the retry alive.
+"""
+import os
+import signal
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from allennlp.training.callbacks.callback import TrainerCallback
+
+PROBE_ENV = "ALLENNLP_OPTUNA_TEST_PROBE"
+KILL_ENV = "ALLENNLP_OPTUNA_TEST_KILL"
+
+
+@TrainerCallback.register("test_training_probe")
+class TrainingProbe(TrainerCallback):
+    """See the module's docstring."""
+
+    def on_batch(self, trainer: Any, batch_inputs: List[Any], batch_outputs: List[Dict[str, Any]],
+                 batch_metrics: Dict[str, Any], epoch: int, batch_number: int, is_training: bool,
+                 is_primary: bool = True, **kwargs: Any) -> None:
+        target = kill_target()
+        if target is None or not is_training or epoch != target[0]:
+            return
+        if target[1] and Path(self.serialization_dir).name != target[1]:
+            return
+        marker = probe_dir() / "killed"
+        if not marker.exists():
+            marker.write_text(f"{self.serialization_dir} {epoch}\n")
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def on_epoch(self, trainer: Any, metrics: Dict[str, Any], epoch: int, is_primary: bool = True,
+                 **kwargs: Any) -> None:
+        with open(probe_dir() / "epochs.txt", "a") as record:
+            record.write(f"{self.serialization_dir} {epoch}\n")
+
+
+def probe_dir() -> Path:
+    return Path(os.environ[PROBE_ENV])
+
+
+def kill_target() -> Optional[Tuple[int, str]]:
+    value = os.environ.get(KILL_ENV)
+    if not value:
+        return None
+    epoch, _, run = value.partition(":")
+    return int(epoch), run
+
+
+def trained_epochs(directory: Path) -> Dict[str, List[int]]:
+    """``{run directory: [epochs trained there, in order]}`` from the probe's record in ``directory``."""
+    epochs: Dict[str, List[int]] = {}
+    record = directory / "epochs.txt"
+    for line in record.read_text().splitlines() if record.exists() else []:
+        run, epoch = line.rsplit(" ", 1)
+        epochs.setdefault(run, []).append(int(epoch))
+    return epochs
