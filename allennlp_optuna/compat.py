@@ -147,6 +147,21 @@ def stale_trial_callback_argument() -> str:
     return "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in parameters else "failed_trial_callback"
 
 
+RDB_BACKEND_CALLS = frozenset(
+    [name for name in dir(optuna.storages.BaseStorage) if not name.startswith("_")]
+    + ["record_heartbeat", "_create_new_trial", "_get_trials", "_set_trial_param", "_get_best_trial_id",
+       "_get_stale_trial_ids"]
+)
+"""The ``RDBStorage`` methods that each run one database transaction of their own.
+
+The public ``BaseStorage`` API and the heartbeat, plus the private methods that Optuna's own
+``_CachedStorage`` (wrapped around every ``RDBStorage`` a study opens) and ``fail_stale_trials``
+call on it directly: a call that waits out a database outage
+(:class:`~allennlp_optuna.reconnect.ReconnectingStorage`) must wrap these, and only these (the
+other private methods run inside a caller's transaction). Names a version lacks are skipped.
+"""
+
+
 def retry_history(trial: FrozenTrial) -> List[int]:
     """The numbers of the failed trials that ``trial`` retries, oldest first (empty if it is no retry).
 

@@ -42,7 +42,8 @@ from allennlp_optuna.compat import has_pruner_argument, pruner_argument, rdb_sto
 from allennlp_optuna.config import PRUNING_CALLBACK_TYPE, is_pruning_entry
 from allennlp_optuna.errors import StudyError
 from allennlp_optuna.redaction import redact_url, restore_password
-from allennlp_optuna.study import OptunaSettings
+from allennlp_optuna.reconnect import rdb_storage_for
+from allennlp_optuna.study import OptunaSettings, engine_options
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class TrialIdentity:
         """The trial, or ``None`` (with a warning) when it is no longer running."""
         study = optuna.load_study(
             study_name=self.study_name,
-            storage=restore_password(self.storage),
+            storage=rdb_storage_for(restore_password(self.storage), engine_kwargs=engine_options(self.storage)),
             # Building a Trial runs the sampler's hooks; a random sampler's have no effects.
             sampler=optuna.samplers.RandomSampler(),
             pruner=OptunaSettings.from_dict({"pruner": self.pruner}).pruner if self.pruner else None,

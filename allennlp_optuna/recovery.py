@@ -33,6 +33,7 @@ from allennlp_optuna.compat import (
     trial_id,
 )
 from allennlp_optuna.identity import WorkerIdentity, has_ended, is_this_process, same_process_space, this_process
+from allennlp_optuna.reconnect import rdb_storage_for
 from allennlp_optuna.study import engine_options
 from allennlp_optuna.trial_attrs import FAIL_REASON_ATTR, SERIALIZATION_DIR_ATTR, WORKER_ATTR
 
@@ -82,7 +83,7 @@ def recoverable_storage(
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RDBStorage(
+        return rdb_storage_for(
             url,
             engine_kwargs=engine_options(url),
             heartbeat_interval=heartbeat_interval,

@@ -174,3 +174,30 @@ def test_optunas_failed_trial_logger_is_the_one_the_traceback_filter_sits_on() -
         trial_logger.filters[:] = filters
     assert [r.getMessage().split(" with ")[0] for r in logged][:1] == ["Trial 0 failed"], f"{OPTUNA}: no failure log"
     assert all(r.exc_info is None for r in logged), f"{OPTUNA}: the failed trial's traceback is still logged"
+
+
+def test_the_rdb_storage_calls_that_wait_out_outages_exist_and_each_runs_its_own_transaction() -> None:
+    from optuna.storages import RDBStorage
+
+    missing = sorted(name for name in compat.RDB_BACKEND_CALLS if not callable(getattr(RDBStorage, name, None)))
+    assert missing == [], f"{OPTUNA}: RDBStorage lacks {missing}; update compat.RDB_BACKEND_CALLS"
+    import inspect
+
+    cached = inspect.getsource(optuna.storages._CachedStorage)
+    backend_calls = {call.split("(")[0] for call in cached.split("self._backend.")[1:]}
+    assert backend_calls <= compat.RDB_BACKEND_CALLS | {"get_heartbeat_interval", "get_failed_trial_callback",
+                                                       "get_heartbeat_stale_trial_callback"}, (
+        f"{OPTUNA}: _CachedStorage calls {sorted(backend_calls - compat.RDB_BACKEND_CALLS)} on its RDBStorage"
+    )
+
+
+def test_a_resumed_training_state_points_at_its_own_best_model(tmp_path: Path) -> None:
+    import torch
+
+    path = tmp_path / "training_state_e1.th"
+    torch.save({"version": 1, "best_model_filename": "/elsewhere/trial_0/best.th", "epochs_completed": 1}, path)
+
+    compat.retarget_best_model(str(path), str(tmp_path / "trial_1"))
+
+    state = torch.load(path, weights_only=False) if "weights_only" in torch.load.__code__.co_varnames else torch.load(path)
+    assert state == {"version": 1, "best_model_filename": str(tmp_path / "trial_1" / "best.th"), "epochs_completed": 1}
