@@ -49,6 +49,7 @@ from allennlp_optuna.start_method import data_loaders_without_fork
 from allennlp_optuna.trial_attrs import (  # noqa: F401 (FAIL_REASON_ATTR re-exported)
     FAIL_REASON_ATTR,
     METRICS_FILE,
+    RESUMED_ATTR,
     RUNS_ATTR,
     SERIALIZATION_DIR_ATTR,
     VALUES_STD_ATTR,
@@ -182,6 +183,8 @@ class AllenNLPExecutor:
         resumed = RunState.FRESH
         if resume_from and not self.force and os.path.isdir(resume_from):
             resumed = adopt_run(resume_from, serialization_dir, params)
+            if resumed is not RunState.FRESH:
+                self.trial.set_user_attr(RESUMED_ATTR, os.path.abspath(self.resume_from or resume_from))
         if resumed is RunState.FINISHED:
             return [read_metric(serialization_dir, key) for key in self.keys]
         try:

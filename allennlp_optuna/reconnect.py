@@ -40,19 +40,19 @@ _FIRST_PAUSE, _LONGEST_PAUSE = 0.5, 10.0
 _inside = threading.local()
 
 
-def is_disconnect(error: BaseException) -> bool:
-    """Whether ``error`` (or what caused it) says the database server was unreachable."""
+def disconnect_in(error: BaseException) -> Optional[BaseException]:
+    """The error in ``error``'s chain (itself or a cause) saying the database server was unreachable, if any."""
     import sqlalchemy.exc
 
     seen: Optional[BaseException] = error
     while seen is not None:
         if isinstance(seen, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
                              sqlalchemy.exc.DisconnectionError)):
-            return True
+            return seen
         if isinstance(seen, sqlalchemy.exc.DBAPIError) and seen.connection_invalidated:
-            return True
+            return seen
         seen = seen.__cause__ or seen.__context__
-    return False
+    return None
 
 
 def _waiting_out_outages(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
@@ -64,29 +64,35 @@ def _waiting_out_outages(name: str, method: Callable[..., Any]) -> Callable[...,
             return method(storage, *args, **kwargs)
         _inside.call = True
         try:
-            return _call_until_reachable(storage, name, method, args, kwargs)
+            return until_reachable(storage.url, lambda attempt: _attempt(storage, name, method, attempt, args, kwargs))
         finally:
             _inside.call = False
 
     return call
 
 
-def _call_until_reachable(storage: "ReconnectingStorage", name: str, method: Callable[..., Any],
-                          args: Any, kwargs: Any) -> Any:
+def _attempt(storage: RDBStorage, name: str, method: Callable[..., Any], attempt: int, args: Any, kwargs: Any) -> Any:
+    try:
+        return method(storage, *args, **kwargs)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        if attempt and name == "set_trial_state_values" and _finished_as(storage, args, kwargs):
+            return True  # the attempt whose answer was lost had committed
+        raise
+
+
+def until_reachable(url: str, call: Callable[[int], Any]) -> Any:
+    """``call(attempt)``, called again while it fails for an unreachable server, for up to :data:`OUTAGE_SECONDS`."""
     deadline, pause, attempt = time.monotonic() + OUTAGE_SECONDS, _FIRST_PAUSE, 0
     while True:
         try:
-            return method(storage, *args, **kwargs)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            if attempt and name == "set_trial_state_values" and _finished_as(storage, args, kwargs):
-                return True  # the lost attempt had committed
-            raise
+            return call(attempt)
         except Exception as error:
-            if not is_disconnect(error) or time.monotonic() + pause > deadline:
+            cause = disconnect_in(error)
+            if cause is None or time.monotonic() + pause > deadline:
                 raise
             if attempt == 0:
                 logger.warning("Storage %s is unreachable (%s); trying again for up to %.0f s.",
-                               redact_url(storage.url), str(error).strip().splitlines()[0], OUTAGE_SECONDS)
+                               redact_url(url), redact_url(str(cause).strip().splitlines()[0]), OUTAGE_SECONDS)
         time.sleep(pause)
         attempt, pause = attempt + 1, min(pause * 2, _LONGEST_PAUSE)
 
@@ -101,11 +107,14 @@ def _finished_as(storage: RDBStorage, args: Any, kwargs: Any) -> bool:
 class ReconnectingStorage(RDBStorage):
     """Optuna's ``RDBStorage``, waiting out database outages (see the module's docstring).
 
-    It takes ``RDBStorage``'s arguments; ``engine_kwargs`` gain ``pool_pre_ping``.
+    It takes ``RDBStorage``'s arguments; ``engine_kwargs`` gain ``pool_pre_ping``. Opening it
+    waits for the server too: a worker started (or replaced) during an outage waits, then joins.
     """
 
     def __init__(self, url: str, engine_kwargs: Optional[dict] = None, **kwargs: Any) -> None:
-        super().__init__(url, engine_kwargs={**(engine_kwargs or {}), "pool_pre_ping": True}, **kwargs)
+        options = {**(engine_kwargs or {}), "pool_pre_ping": True}
+        until_reachable(url, lambda attempt: super(ReconnectingStorage, self).__init__(url, engine_kwargs=options,
+                                                                                      **kwargs))
 
 
 for _name in sorted(RDB_BACKEND_CALLS):
@@ -114,7 +123,13 @@ for _name in sorted(RDB_BACKEND_CALLS):
 
 
 def rdb_storage_for(url: str, **kwargs: Any) -> RDBStorage:
-    """An ``RDBStorage`` for ``url``: a :class:`ReconnectingStorage` for a database server, plain for SQLite."""
+    """An ``RDBStorage`` for ``url`` as workers and training processes open it: a
+    :class:`ReconnectingStorage` for a database server, plain for SQLite.
+
+    ``tune`` opens the storage first with a plain ``RDBStorage``
+    (:func:`allennlp_optuna.study.open_storage`): a server that cannot be reached when the
+    command starts is a wrong URL or a server that is down, and it says so at once.
+    """
     if url.split(":", 1)[0].split("+", 1)[0] == "sqlite":
         return RDBStorage(url, **kwargs)
     return ReconnectingStorage(url, **kwargs)

@@ -35,7 +35,7 @@ from allennlp_optuna.compat import (
 from allennlp_optuna.identity import WorkerIdentity, has_ended, is_this_process, same_process_space, this_process
 from allennlp_optuna.reconnect import rdb_storage_for
 from allennlp_optuna.study import engine_options
-from allennlp_optuna.trial_attrs import FAIL_REASON_ATTR, SERIALIZATION_DIR_ATTR, WORKER_ATTR
+from allennlp_optuna.trial_attrs import FAIL_REASON_ATTR, RESUMED_ATTR, SERIALIZATION_DIR_ATTR, WORKER_ATTR
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ DEFAULT_HEARTBEAT_INTERVAL = 60
 
 # Attributes of a failed trial that must not carry over to its retry: the retry records its
 # own worker and trains in its own directory.
-_NOT_INHERITED_USER_ATTRS = (SERIALIZATION_DIR_ATTR, FAIL_REASON_ATTR)
+_NOT_INHERITED_USER_ATTRS = (SERIALIZATION_DIR_ATTR, FAIL_REASON_ATTR, RESUMED_ATTR)
 
 class RetryCallback(RetryCallbackBase):  # type: ignore[misc, valid-type]
     """Optuna's retry callback, leaving out the failed trial's worker and directory.

@@ -24,7 +24,6 @@ import optuna
 from allennlp.common.checks import ConfigurationError
 
 from allennlp_optuna.errors import first_line, read_json_file
-from allennlp_optuna.reconnect import rdb_storage_for
 from allennlp_optuna.redaction import redact_url
 from allennlp_optuna.objectives import infer_direction  # noqa: F401 (re-exported)
 from allennlp_optuna.trial_attrs import CONFIG_ATTR, METRIC_ATTR  # noqa: F401 (re-exported)
@@ -125,7 +124,7 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
     such a problem. The message never shows the URL's password.
     """
     try:
-        return optuna.storages.get_storage(rdb_storage_for(storage, engine_kwargs=engine_options(storage)))
+        return optuna.storages.get_storage(optuna.storages.RDBStorage(storage, engine_kwargs=engine_options(storage)))
     except Exception as error:  # SQLAlchemy, driver and URL errors come in many types
         raise ConfigurationError(f"cannot open storage {redact_url(storage)}: {redact_url(first_line(error))}")
 

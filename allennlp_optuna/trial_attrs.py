@@ -30,6 +30,10 @@ entry per finished run; the trial's values are their means."""
 VALUES_STD_ATTR = "values_std"
 """Trial user attribute of a repeated trial: the sample standard deviation of its runs' values, per objective."""
 
+RESUMED_ATTR = "resumed_from"
+"""Trial user attribute of a retry that continued a killed trial's training (see
+:mod:`allennlp_optuna.resume`): the killed trial's serialization directory."""
+
 # Trial system attributes.
 WORKER_ATTR = "allennlp_optuna:worker"
 """Trial system attribute ``{"host", "space", "pid", "started"}``: the process that runs the trial

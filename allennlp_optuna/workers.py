@@ -40,6 +40,7 @@ from allennlp_optuna.budget import AskLock, OverBudget, TrialGate, TrialTickets
 from allennlp_optuna.recovery import fail_orphaned_trials, fail_trials_of_this_process, recoverable_storage
 from allennlp_optuna.compat import stop_fork_server, storage_engine
 from allennlp_optuna.errors import INTERRUPTED_EXIT_CODE, USER_ERROR_EXIT_CODE, StudyError
+from allennlp_optuna.preflight import import_packages
 from allennlp_optuna.settings import TuneSettings
 from allennlp_optuna.start_method import safe_context
 from allennlp_optuna.study import OptunaSettings
@@ -341,6 +342,7 @@ def run_job(job: WorkerJob) -> None:
         import torch
 
         torch.set_num_threads(job.plan.torch_threads)
+    import_packages(job.settings.include_package)  # their registered classes, as in the tune process
     study = open_worker_study(job.settings, job.optuna_settings, reseed=job.reseed)
     lock = AskLock(job.settings.storage, study.study_name)
     try:

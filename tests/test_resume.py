@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 
 from allennlp_optuna.recovery import retried_trial_number
 from tests.conftest import CONFIG, CliResult, HPARAMS, read_json, run_cli, run_cli_process, validation_metrics, write_json
+from tests.test_workers import by_state, postgres, unique_name  # noqa: F401 (postgres is a fixture)
 from tests.training_probe import KILL_ENV, PROBE_ENV, trained_epochs
 
 VALUES = {"embedding_dim": 8, "max_filter_size": 3, "num_filters": 4, "dropout": 0.0, "lr": 0.05, "optimizer": "adam"}
@@ -74,6 +75,7 @@ def test_a_trial_killed_at_epoch_2_of_4_is_retried_from_its_checkpoint_and_match
     resuming = f"Resuming the training of {workdir / 'result' / 'trial_0'} in {retry_dir} after its epoch 1."
     assert resuming in resumed.err and "Traceback" not in resumed.err and "is not empty" not in resumed.err
     assert retry.value == read_json(retry_dir / "metrics.json")["best_validation_accuracy"]
+    assert retry.user_attrs["resumed_from"] == str(workdir / "result" / "trial_0")
     for trial_dir in (workdir / "result" / "trial_0", retry_dir):  # the retry ended: no checkpoint is left
         assert not [p.name for p in trial_dir.iterdir() if p.name.startswith(CHECKPOINTS)]
 
@@ -105,6 +107,7 @@ def test_a_repeated_trial_killed_in_its_second_seed_reads_the_first_and_resumes_
     assert runs[0] == read_json(workdir / "result" / "trial_0" / "seed_0" / "metrics.json")["best_validation_accuracy"]
     assert retry.user_attrs["runs"] == [{"run": "seed_0", "values": [runs[0]]}, {"run": "seed_1", "values": [runs[1]]}]
     assert retry.value == pytest.approx(sum(runs) / 2)
+    assert retry.user_attrs["resumed_from"] == str(workdir / "result" / "trial_0")
 
 
 def test_a_retry_with_another_config_trains_from_scratch_and_says_why(
@@ -121,3 +124,23 @@ def test_a_retry_with_another_config_trains_from_scratch_and_says_why(
     assert epochs_by_run(workdir) == {"result/trial_0": [0, 1], "result/trial_1": [0, 1, 2]}
     assert (f"Not resuming from {workdir / 'result' / 'trial_0'}: its training config differs from this retry's; "
             "training from scratch.") in rerun.err
+
+
+def test_a_killed_worker_is_replaced_and_the_retry_resumes_in_the_same_run(
+    workdir: Path, postgres: str, probe: Dict[str, str]
+) -> None:
+    values = write_json(workdir / "values.json", VALUES)
+    name = unique_name()
+    argv = tune_argv(postgres, name, "result", 4, "--enqueue-trial", str(values), "--n-workers", "2")
+    argv[argv.index("--max-trials") + 1] = "2"
+
+    result = run_cli_process(argv, cwd=workdir, env={**probe, KILL_ENV: "2"})  # the probe kills a worker process
+
+    assert result.code == 0, result
+    states = by_state(optuna.load_study(study_name=name, storage=postgres))
+    [killed] = states["FAIL"]
+    [retry] = [t for t in states["COMPLETE"] if retried_trial_number(t) == killed.number]
+    assert retry.params == VALUES and retry.user_attrs["resumed_from"] == killed.user_attrs["serialization_dir"]
+    # The worker processes import --include-package too: the probe ran in them.
+    assert epochs_by_run(workdir)[f"result/trial_{killed.number}"] == [0, 1]
+    assert epochs_by_run(workdir)[f"result/trial_{retry.number}"] == [2, 3]

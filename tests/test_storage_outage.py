@@ -1,59 +1,37 @@
 """The database goes away mid-study: a PostgreSQL server restarted while workers train and report.
 
-The test starts a throwaway server of its own (``scripts/test-postgres`` on a free port), so it
-can restart it without disturbing the server the other tests share.
+The test starts a throwaway server of its own (:func:`benchmarks.postgres.throwaway_postgres`:
+``scripts/test-postgres`` on a free port), so it can restart it without disturbing the server
+the other tests share.
 """
-import os
-import socket
-import subprocess
 import time
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import Iterator
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.conftest import REPO, write_json
+from benchmarks.postgres import PostgresServer, PostgresUnavailable, throwaway_postgres
+from tests.conftest import write_json
 from tests.test_workers import assert_trained_in_own_directory, by_state, start_tune, training_trial, tune_argv, wait_for
 
-SCRIPT = REPO / "scripts" / "test-postgres"
 DOWN_SECONDS = 4
 EPOCHS = 8
 
 
-class Server(NamedTuple):
-    url: str
-    environment: dict
-
-    def restart(self, down_seconds: float) -> None:
-        """Stop the server (every connection is closed), wait, start it again."""
-        subprocess.run([str(SCRIPT), "restart", str(down_seconds)], env=self.environment, check=True,
-                       capture_output=True)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
-def own_postgres() -> Iterator[Server]:
-    port = free_port()  # the data directory's parents must be open to the postgres user: not pytest's tmp_path
-    environment = {**os.environ, "PGTEST_PORT": str(port), "PGTEST_DIR": f"/tmp/allennlp-optuna-outage-{port}"}
-    started = subprocess.run([str(SCRIPT), "start"], env=environment, capture_output=True, text=True)
-    if started.returncode != 0:
-        pytest.fail(f"cannot start a PostgreSQL server with scripts/test-postgres (install Debian's postgresql): "
-                    f"{started.stderr.strip()[-500:]}", pytrace=False)
-    url = started.stdout.strip().split("=", 1)[1]
+def own_postgres() -> Iterator[PostgresServer]:
     try:
-        yield Server(url, environment)
-    finally:
-        subprocess.run([str(SCRIPT), "stop"], env=environment, capture_output=True)
+        with throwaway_postgres() as server:
+            yield server
+    except PostgresUnavailable as error:
+        pytest.fail(str(error), pytrace=False)
 
 
-def test_workers_ride_out_a_postgresql_restart_and_finish_the_budget_exactly(workdir: Path, own_postgres: Server) -> None:
+def test_workers_ride_out_a_postgresql_restart_and_finish_the_budget_exactly(
+    workdir: Path, own_postgres: PostgresServer
+) -> None:
     # A pruner that never prunes, so every epoch of every trial reports to the database.
     never_prunes = write_json(workdir / "optuna.json", {"pruner": {"type": "MedianPruner",
                                                                    "attributes": {"n_startup_trials": 100}}})
