@@ -133,6 +133,7 @@ def audit(run: SoakRun) -> Dict[str, int]:
     return {
         "completed": completed, "pruned": states.count(TrialState.PRUNED),
         "overshoot": completed - run.args.max_trials, "fail": states.count(TrialState.FAIL),
+        "over_budget": sum("over_budget" in t.user_attrs for t in trials),
         "retries": sum(retried_trial_number(t) is not None for t in trials),
         "resumed": sum("resumed_from" in t.user_attrs for t in trials),
         "running": states.count(TrialState.RUNNING), "waiting": states.count(TrialState.WAITING),
@@ -169,7 +170,8 @@ def main() -> None:
           f"{args.epochs} epochs per trial, a SIGKILL every {args.kill_every:g} s, database down {args.down_seconds:g} s once")
     print(f"wall time: {seconds:.0f} s; workers killed: {run.kills}; commands restarted: {run.command_restarts}; "
           f"database restarts: {run.database_restarts} (storage calls that waited: {figures['outage_waits']})")
-    print(f"trials completed: {figures['completed']} (of them pruned: {figures['pruned']}); FAIL: {figures['fail']}; "
+    print(f"trials completed: {figures['completed']} (of them pruned: {figures['pruned']}); FAIL: {figures['fail']} "
+          f"(lost the race for the budget's last place: {figures['over_budget']}); "
           f"retries: {figures['retries']} (resumed from a checkpoint or a finished run: {figures['resumed']})")
     print(f"budget overshoot (must be 0): {figures['overshoot']}")
     print(f"trials left RUNNING (must be 0): {figures['running']}; retries left WAITING: {figures['waiting']}")
