@@ -19,9 +19,10 @@ from typing import Any, Dict, Mapping, Optional, Union
 import optuna
 from allennlp.common.checks import ConfigurationError
 from allennlp.models.archival import CONFIG_NAME, archive_model
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from allennlp_optuna.config import ext_var_value, resolved_config, write_config
+from allennlp_optuna.constraints import Constraints, infeasible_note
 from allennlp_optuna.objectives import (
     format_values,
     is_multi_objective,
@@ -43,7 +44,8 @@ def require_best_trial(study: optuna.Study) -> FrozenTrial:
     """The study's best COMPLETE trial; a ``ConfigurationError`` when none has completed.
 
     A multi-objective study has no single best trial: the error lists its Pareto front, to
-    choose one with ``--trial``.
+    choose one with ``--trial``. In a study with ``--constraint`` bounds the best trial is the best
+    feasible one; when every completed trial violates a bound, the error says so.
     """
     if is_multi_objective(study):
         front = ", ".join(str(t.number) for t in pareto_front(study)) or "none yet"
@@ -54,6 +56,15 @@ def require_best_trial(study: optuna.Study) -> FrozenTrial:
     trial = best_trial(study)
     if trial is None:
         trials = study.get_trials(deepcopy=False)
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        if complete:  # but none feasible
+            texts = Constraints.of_study(study).texts
+            n = len(complete)
+            subject = "its one COMPLETE trial violates" if n == 1 else f"all {n} of its COMPLETE trials violate"
+            bounds = texts[0] if len(texts) == 1 else f"one of {', '.join(texts)}"
+            raise ConfigurationError(
+                f"study {study.study_name!r} has no feasible trial: {subject} {bounds}; choose one with --trial"
+            )
         states = f": {count_states(trials)}" if trials else ""
         plural = "" if len(trials) == 1 else "s"
         raise ConfigurationError(
@@ -93,21 +104,36 @@ def describe_trial(study: optuna.Study, trial: FrozenTrial) -> str:
     """One line naming a trial: its number, value(s) and serialization directory."""
     metric = study.user_attrs.get(METRIC_ATTR, "value")
     directory = trial.user_attrs.get(SERIALIZATION_DIR_ATTR, "(unknown)")
+    violations = Constraints.of_study(study).describe_violations(trial)
+    where = f"directory {directory}" + (f"; infeasible: {violations}" if violations else "")
     if is_multi_objective(study):
         values = format_values(study_objectives(study, metric).keys, trial.values) or "no values"
-        return f"trial {trial.number} of study {study.study_name!r}: {values}, directory {directory}"
-    return f"trial {trial.number} of study {study.study_name!r}: {metric} = {trial.value}, directory {directory}"
+        return f"trial {trial.number} of study {study.study_name!r}: {values}, {where}"
+    return f"trial {trial.number} of study {study.study_name!r}: {metric} = {trial.value}, {where}"
+
+
+def constraints_note(study: optuna.Study) -> Optional[str]:
+    """How many completed trials violate the study's ``--constraint`` bounds (``None`` without bounds):
+    ``best-params`` prints it before the best trial or the Pareto front, which leave them out."""
+    return infeasible_note(Constraints.of_study(study), study.get_trials(deepcopy=False))
 
 
 def format_pareto_front(study: optuna.Study, output_format: str = "plain") -> str:
     """The Pareto front of a multi-objective study as ``allennlp best-params`` prints it.
 
     ``"plain"``: a table, one trial a row (number, each objective, params); ``"json"``: a list of
-    ``{"number", "values", "params"}``. ``"shell"`` needs one trial (``--trial``).
+    ``{"number", "values", "params"}``, with ``"constraint_values"`` (the constrained keys' values)
+    in a study with ``--constraint`` bounds. ``"shell"`` needs one trial (``--trial``). Only
+    feasible trials are on the front of a study with constraints.
     """
     front = pareto_front(study)
     if output_format == "json":
-        return json.dumps([objective_values_record(t) for t in front])
+        constraints = Constraints.of_study(study)
+        records = [objective_values_record(t) for t in front]
+        if constraints:
+            for record, trial in zip(records, front):
+                record["constraint_values"] = constraints.trial_values(trial)
+        return json.dumps(records)
     if output_format != "plain":
         raise ConfigurationError(
             f"--format {output_format} prints one trial's values; choose one of the Pareto front "
@@ -148,8 +174,9 @@ def dump_best_config(
 def archive_best_trial(study: optuna.Study) -> Optional[str]:
     """Write the best trial's ``model.tar.gz`` as ``allennlp train`` would have, if it has none.
 
-    Nothing happens when no trial has completed, the study has several objectives (no single
-    best trial) or the best trial's directory is not on this machine. A repeated trial's first
+    Nothing happens when no trial has completed (or, under ``--constraint`` bounds, none
+    satisfies them), the study has several objectives (no single best trial) or the best trial's
+    directory is not on this machine. A repeated trial's first
     run is archived. The archive is written under a temporary name and renamed, so a reader (or another
     worker archiving the same trial) never sees half of one.
 
@@ -158,6 +185,8 @@ def archive_best_trial(study: optuna.Study) -> Optional[str]:
     """
     trial = best_trial(study)
     if trial is None:
+        if Constraints.of_study(study):
+            logger.info("No completed trial of study %r satisfies its constraints: none archived.", study.study_name)
         return None
     directory = str(trial.user_attrs.get(SERIALIZATION_DIR_ATTR, ""))
     runs = trial.user_attrs.get(RUNS_ATTR)

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import sys
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Type, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Type, Union
 
 import optuna
 from optuna.distributions import BaseDistribution
@@ -190,6 +190,62 @@ def stale_trial_callback(storage: Any) -> Any:
         storage, "get_failed_trial_callback", None
     )
     return getter() if getter is not None else None
+
+
+# --- Optuna: constraints, told differently by each version --------------------------------------
+
+TRIALS_TAKE_CONSTRAINTS = hasattr(optuna.trial.Trial, "set_constraint")
+"""Whether a trial records its own constraint values (Optuna 5: ``Trial.set_constraint``, read back
+as ``FrozenTrial.constraints`` by every sampler, ``best_trial``, ``best_trials`` and the plots).
+
+Optuna 3 and 4 have no such method: a sampler learns a trial's constraints only from its
+``constraints_func``, called after the trial, which Optuna stores in the trial's ``constraints``
+system attribute; only TPE, NSGA-II (and, from 4.2, GP) samplers take one."""
+
+_OPTUNA_MAJOR = int(optuna.__version__.split(".")[0])
+
+
+def record_trial_constraints(trial: optuna.Trial, violations: Dict[str, float]) -> None:
+    """Tell Optuna the violation of each constraint of a trial (positive: violated).
+
+    Optuna 5: one ``trial.set_constraint(name, violation)`` each. Optuna 3 and 4: nothing here;
+    the sampler's ``constraints_func`` (:func:`sampler_constraint_arguments`) reads the values the
+    trial recorded in its user attributes once it ends.
+    """
+    if TRIALS_TAKE_CONSTRAINTS:
+        for name, violation in violations.items():
+            trial.set_constraint(name, violation)
+
+
+def sampler_constraint_arguments(constraints_func: Callable[[FrozenTrial], Sequence[float]]) -> Dict[str, Any]:
+    """The keyword arguments that make a sampler use a study's constraints.
+
+    Optuna 3 and 4: ``{"constraints_func": constraints_func}``. Optuna 5: none; its samplers read
+    ``FrozenTrial.constraints``, and ``constraints_func`` is deprecated (a ``FutureWarning``).
+    """
+    return {} if TRIALS_TAKE_CONSTRAINTS else {"constraints_func": constraints_func}
+
+
+def sampler_uses_constraints(sampler: Optional[optuna.samplers.BaseSampler]) -> bool:
+    """Whether ``sampler`` (``None``: Optuna's default, TPE) models constraints when it samples.
+
+    In every supported version the samplers that do are those that take a ``constraints_func``
+    (TPE, NSGA-II, NSGA-III, GP); random, grid, QMC and CMA-ES sampling ignore constraints.
+    """
+    import inspect
+
+    if sampler is None:
+        return True
+    return "constraints_func" in inspect.signature(type(sampler).__init__).parameters
+
+
+def pareto_front_constraint_arguments(constraints_func: Callable[[FrozenTrial], Sequence[float]]) -> Dict[str, Any]:
+    """The keyword arguments of ``plot_pareto_front`` that grey out infeasible trials.
+
+    Optuna 3's plot only knows them from ``constraints_func``; Optuna 4 reads the stored
+    constraints itself and deprecates the argument (a ``FutureWarning``), as does Optuna 5.
+    """
+    return {"constraints_func": constraints_func} if _OPTUNA_MAJOR < 4 else {}
 
 
 # --- AllenNLP ---------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, TextIO, T
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from allennlp_optuna.constraints import Constraints
 from allennlp_optuna.progress import format_seconds
 from allennlp_optuna.objectives import format_values, non_dominated, split_keys
 from allennlp_optuna.summary import best_trial, count_states, format_params
@@ -80,6 +81,7 @@ class StudyDescription:
         n_trials: the trials this run starts (``None``: unbounded).
         timeout: seconds this run may start trials for (``None``: unbounded).
         n_workers: the worker processes running trials at once.
+        constraints: the ``--constraint`` bounds (see :mod:`allennlp_optuna.constraints`).
     """
 
     study_name: str
@@ -93,6 +95,7 @@ class StudyDescription:
     n_trials: Optional[int] = None
     timeout: Optional[float] = None
     n_workers: int = 1
+    constraints: Tuple[str, ...] = ()
 
     def header(self) -> List[str]:
         """The lines printed before the first trial."""
@@ -102,7 +105,8 @@ class StudyDescription:
         budget.append(f"{self.n_workers} worker{'s' if self.n_workers > 1 else ''}")
         return [
             f"Study {self.study_name!r} in {mask_password(self.storage)}: "
-            + ", ".join(f"{d} {m}" for d, m in zip(split_keys(self.direction), split_keys(self.metric))),
+            + ", ".join(f"{d} {m}" for d, m in zip(split_keys(self.direction), split_keys(self.metric)))
+            + (f" subject to {', '.join(self.constraints)}" if self.constraints else ""),
             f"  sampler {self.sampler}, pruner {self.pruner}; {', '.join(budget)}",
             f"  trials in {os.path.join(self.serialization_dir, 'trial_N')} (AllenNLP's log: trial_N/out.log); "
             f"report {self.report}",
@@ -209,6 +213,11 @@ class StudyView:
     trials: Sequence[FrozenTrial] = ()
     epochs: Dict[int, Optional[int]] = field(default_factory=dict)
 
+    @property
+    def constraints(self) -> Constraints:
+        """The run's ``--constraint`` bounds."""
+        return Constraints.parse(self.description.constraints)
+
     def update(self, trials: Sequence[FrozenTrial]) -> None:
         """Take the study's current trials."""
         self.trials = trials
@@ -245,7 +254,9 @@ class StudyView:
         seconds = format_seconds(trial_seconds(trial))
         metric = self.description.metric
         if trial.state == TrialState.COMPLETE:
-            return f"trial {trial.number} COMPLETE: {self.values_text(trial)} ({seconds})"
+            violations = self.constraints.describe_violations(trial)
+            infeasible = f"; infeasible: {violations}" if violations else ""
+            return f"trial {trial.number} COMPLETE: {self.values_text(trial)} ({seconds}){infeasible}"
         if trial.state == TrialState.PRUNED:
             progress = self.progress(trial)
             latest = progress.latest if progress.latest is not None else trial.values[0] if trial.values else None
@@ -268,18 +279,21 @@ class StudyView:
         n_trials = self.description.n_trials
         parts = [f"{done} of {n_trials} trials" if n_trials else f"{done} trials"]
         parts.append(count_states([t for t in self.trials if t.state != TrialState.WAITING]) or "no trials yet")
-        parts.append(self.best_text("best {value} (trial {number})", "no completed trial yet"))
+        if self.constraints:
+            parts.append(f"{len(self.constraints.infeasible(self.trials))} infeasible")
+        parts.append(self.best_text("best {value} (trial {number})", f"no {self._completed_word()} trial yet"))
         parts.append(self.time_text(now, done))
         return " | ".join(parts)
 
     def done_line(self, now: float) -> str:
         """The one line that says this run is done."""
         finished = self.finished()
-        best_text = self.best_text(f"best {self.description.metric}={{value}} (trial {{number}})", "no completed trial")
-        return (
-            f"done: {len(finished)} trials in {format_seconds(now - self.started)} "
-            f"({count_states(finished) or 'none finished'}); {best_text}"
-        )
+        best_text = self.best_text(f"best {self.description.metric}={{value}} (trial {{number}})",
+                                   f"no {self._completed_word()} trial")
+        states = count_states(finished) or "none finished"
+        if self.constraints:
+            states += f", {len(self.constraints.infeasible(finished))} infeasible"
+        return f"done: {len(finished)} trials in {format_seconds(now - self.started)} ({states}); {best_text}"
 
     def values_text(self, trial: FrozenTrial) -> str:
         """``metric=0.8421``; with several objectives (or repeats) :func:`~allennlp_optuna.objectives.format_values`."""
@@ -292,7 +306,8 @@ class StudyView:
     def best_text(self, template: str, nothing: str) -> str:
         """``template`` filled with the best trial's value and number; the Pareto front with several objectives."""
         if len(split_keys(self.description.metric)) > 1:
-            front = non_dominated(self.trials, split_keys(self.description.direction))
+            feasible = [t for t in self.trials if self.constraints.is_feasible(t)]
+            front = non_dominated(feasible, split_keys(self.description.direction))
             return f"Pareto front: trials {', '.join(str(t.number) for t in front)}" if front else nothing
         best = self._best()
         return nothing if best is None else template.format(value=format_value(best.value), number=best.number)
@@ -315,8 +330,15 @@ class StudyView:
             text += f", about {format_seconds(min(estimates))} left"
         return text
 
+    def _completed_word(self) -> str:
+        """What a trial must be to be the best: ``completed``, or ``feasible`` under constraints."""
+        return "feasible" if self.constraints else "completed"
+
     def _best(self) -> Optional[FrozenTrial]:
-        complete = [t for t in self.trials if t.state == TrialState.COMPLETE and t.value is not None]
+        complete = [
+            t for t in self.trials
+            if t.state == TrialState.COMPLETE and t.value is not None and self.constraints.is_feasible(t)
+        ]
         if not complete:
             return None
         pick = max if self.description.direction == "maximize" else min

@@ -18,6 +18,7 @@ signature, so the AllenNLP guide's scripts work with only their import line chan
 import json
 import logging
 import os
+import statistics
 from contextlib import ExitStack, contextmanager
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
@@ -29,9 +30,10 @@ from allennlp.common.checks import ConfigurationError
 
 from allennlp_optuna.compat import archive_skipped
 from allennlp_optuna.config import load_params, remove_pruning_callbacks
+from allennlp_optuna.constraints import Constraints, record_constraints
 from allennlp_optuna.data_reuse import reusing_data
 from allennlp_optuna.memory import release_training_memory
-from allennlp_optuna.metric_check import missing_metric_message, with_metric_check
+from allennlp_optuna.metric_check import CONSTRAINT_FLAG, METRICS_FLAG, missing_metric_message, with_metric_check
 from allennlp_optuna.objectives import NUM_PARAMETERS, ObjectiveError, metric_value, split_keys
 from allennlp_optuna.parameter_count import with_parameter_count
 from allennlp_optuna.pruning import (
@@ -88,6 +90,9 @@ class AllenNLPExecutor:
         resume_from: the serialization directory of a killed trial with the same parameters:
             training continues from its last epoch checkpoint (its finished runs are read, not
             trained again) when its config equals this one (see :mod:`allennlp_optuna.resume`).
+        constraints: bounds on other ``metrics.json`` keys (``"KEY<=NUMBER"``, ``"KEY>=NUMBER"``);
+            after training, each one's violation is recorded on the trial with Optuna's constraint
+            support (see :mod:`allennlp_optuna.constraints`).
     """
 
     def __init__(
@@ -109,6 +114,7 @@ class AllenNLPExecutor:
         seeds: Optional[int] = None,
         repeat: Optional[str] = None,
         resume_from: Optional[str] = None,
+        constraints: Union[None, str, Sequence[str]] = None,
     ) -> None:
         self.trial = trial
         self.config_file = config_file
@@ -126,6 +132,7 @@ class AllenNLPExecutor:
         self.keys = split_keys(metrics)
         self.repeats = RepeatPlan(seeds, repeat)
         self.resume_from = resume_from
+        self.constraints = Constraints.parse(constraints)
 
     def params(self, run: Optional[Run] = None, earlier_runs: Sequence[str] = ()) -> Params:
         """The trial's training configuration (of one ``run`` of it), as ``train_model`` receives it.
@@ -140,11 +147,13 @@ class AllenNLPExecutor:
         if run is not None:
             for key, seed in run.seeds(params.as_dict(quiet=True)).items():
                 params[key] = seed
-        if NUM_PARAMETERS in self.keys:
+        if NUM_PARAMETERS in self.keys or NUM_PARAMETERS in self.constraints.keys:
             params = with_parameter_count(params)
         if self.check_metric:
             for key in self.keys:
                 params = with_metric_check(params, key)
+            for key in self.constraints.keys:
+                params = with_metric_check(params, key, CONSTRAINT_FLAG)
         if len(self.keys) > 1:  # Optuna cannot prune multi-objective trials
             return Params(remove_pruning_callbacks(params.as_dict(quiet=True)))
         repeated = None if run is None else RepeatedRun(list(earlier_runs), run.index * _num_epochs(params))
@@ -161,7 +170,17 @@ class AllenNLPExecutor:
         self.trial.set_user_attr(SERIALIZATION_DIR_ATTR, os.path.abspath(self.serialization_dir))
         runs = self.repeats.runs()
         values = self._run_repeats(runs) if runs else self._train(self.params(), self.serialization_dir, self.resume_from)
+        if self.constraints:
+            directories = [os.path.join(self.serialization_dir, run.name) for run in runs] or [self.serialization_dir]
+            record_constraints(self.trial, self.constraints, self._constraint_values(directories))
         return values[0] if len(values) == 1 else values
+
+    def _constraint_values(self, directories: Sequence[str]) -> Dict[str, float]:
+        """The constrained keys' values in the runs' ``metrics.json``: their means over the runs."""
+        return {
+            key: statistics.fmean(read_metric(directory, key, CONSTRAINT_FLAG) for directory in directories)
+            for key in self.constraints.keys
+        }
 
     def _run_repeats(self, runs: List[Run]) -> List[float]:
         """Train every run in ``trial_N/<run>``; record each run's values, return their means."""
@@ -218,10 +237,11 @@ def _num_epochs(params: Params) -> int:
     return int(params.as_dict(quiet=True).get("trainer", {}).get("num_epochs", 20))
 
 
-def read_metric(serialization_dir: str, metric: str) -> float:
+def read_metric(serialization_dir: str, metric: str, flag: str = METRICS_FLAG) -> float:
     """Read one value from ``SERIALIZATION_DIR/metrics.json``; name the keys if it is absent.
 
     Durations (``"0:01:02.5"``) are read as seconds (see :func:`~allennlp_optuna.objectives.metric_value`).
+    ``flag`` is the option that named ``metric`` (``--metrics``, ``--constraint``), for the message.
     """
     path = os.path.join(serialization_dir, METRICS_FILE)
     try:
@@ -230,7 +250,7 @@ def read_metric(serialization_dir: str, metric: str) -> float:
     except FileNotFoundError:
         raise ConfigurationError(f"training wrote no {path}; see {os.path.join(serialization_dir, 'out.log')}")
     if metric not in metrics:
-        raise ConfigurationError(missing_metric_message(metric, path, metrics))
+        raise ConfigurationError(missing_metric_message(metric, path, metrics, flag))
     try:
         return metric_value(metrics, metric, path)
     except ObjectiveError as error:

@@ -1,10 +1,11 @@
-"""Checking the ``--metrics`` key at the first moment it is known: the end of a trial's first epoch.
+"""Checking ``--metrics`` and ``--constraint`` keys at the first moment they are known: after a trial's first epoch.
 
 A key that training never reports (a typo, ``best_validation_acc``) would otherwise be found
 only in ``metrics.json``, after the whole trial has trained. ``allennlp tune`` adds
-``{"type": "optuna_metric_check", "metric": ...}`` to every trial's ``trainer.callbacks``;
-after the first epoch's validation it raises :class:`~allennlp_optuna.errors.StudyError`
-naming the keys that exist, which stops the study (even with ``--skip-exception``).
+``{"type": "optuna_metric_check", "metric": ...}`` (with ``"flag": "--constraint"`` for a
+constraint's key) to every trial's ``trainer.callbacks``; after the first epoch's validation it
+raises :class:`~allennlp_optuna.errors.StudyError` naming the keys that exist, which stops the
+study (even with ``--skip-exception``).
 """
 import json
 import os
@@ -29,10 +30,17 @@ def is_reported_later(metric: str) -> bool:
     return metric in LATE_KEYS or metric == NUM_PARAMETERS or metric.startswith("test_")
 
 
-def missing_metric_message(metric: str, where: str, metrics: Dict[str, Any]) -> str:
-    """The message for a ``--metrics`` key that ``metrics`` (of ``where``) lacks, naming the numeric keys."""
+METRICS_FLAG = "--metrics"
+CONSTRAINT_FLAG = "--constraint"
+
+
+def missing_metric_message(metric: str, where: str, metrics: Dict[str, Any], flag: str = METRICS_FLAG) -> str:
+    """The message for a ``flag`` key (``--metrics``, ``--constraint``) that ``metrics`` (of ``where``) lacks,
+    naming the numeric keys."""
     numeric = sorted(k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
-    return f"metric {metric!r} is not among the metrics of {where}; choose --metrics from: {', '.join(numeric)}"
+    if flag == METRICS_FLAG:
+        return f"metric {metric!r} is not among the metrics of {where}; choose --metrics from: {', '.join(numeric)}"
+    return f"{flag} key {metric!r} is not among the metrics of {where}; choose a {flag} key from: {', '.join(numeric)}"
 
 
 @TrainerCallback.register(METRIC_CHECK_CALLBACK_TYPE)
@@ -41,12 +49,14 @@ class MetricCheckCallback(TrainerCallback):
 
     Args:
         serialization_dir: the trial's serialization directory (AllenNLP passes it).
-        metric: the ``metrics.json`` key the study optimizes (``--metrics``).
+        metric: the ``metrics.json`` key the study optimizes (``--metrics``) or constrains.
+        flag: the option that named ``metric``, for the message: ``--metrics`` or ``--constraint``.
     """
 
-    def __init__(self, serialization_dir: str, metric: str) -> None:
+    def __init__(self, serialization_dir: str, metric: str, flag: str = METRICS_FLAG) -> None:
         super().__init__(serialization_dir)
         self.metric = metric
+        self.flag = flag
         self.checked = False
 
     def on_start(self, trainer: GradientDescentTrainer, is_primary: bool = True, **kwargs: Any) -> None:
@@ -66,7 +76,8 @@ class MetricCheckCallback(TrainerCallback):
             return
         self.checked = True
         if self.metric not in metrics and not is_reported_later(self.metric):
-            raise StudyError(missing_metric_message(self.metric, f"{self.serialization_dir} after epoch {epoch}", metrics))
+            where = f"{self.serialization_dir} after epoch {epoch}"
+            raise StudyError(missing_metric_message(self.metric, where, metrics, self.flag))
 
 
 def forget_metric_check(serialization_dir: str) -> None:
@@ -90,9 +101,10 @@ def forget_metric_check(serialization_dir: str) -> None:
         json.dump(config, file, indent=4)
 
 
-def with_metric_check(params: Params, metric: str) -> Params:
+def with_metric_check(params: Params, metric: str, flag: str = METRICS_FLAG) -> Params:
     """The config with the metric check first in ``trainer.callbacks`` (before a pruner reads the metric)."""
     config = params.as_dict(quiet=True)
     trainer = config.setdefault("trainer", {})
-    trainer["callbacks"] = [{"type": METRIC_CHECK_CALLBACK_TYPE, "metric": metric}, *(trainer.get("callbacks") or [])]
+    check = {"type": METRIC_CHECK_CALLBACK_TYPE, "metric": metric, **({} if flag == METRICS_FLAG else {"flag": flag})}
+    trainer["callbacks"] = [check, *(trainer.get("callbacks") or [])]
     return Params(config)

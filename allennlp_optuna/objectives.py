@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from allennlp_optuna.constraints import Constraints
 from allennlp_optuna.trial_attrs import METRICS_FILE
 
 NUM_PARAMETERS = "num_parameters"
@@ -174,11 +175,17 @@ def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[str])
 
 
 def pareto_front(study: optuna.Study, trials: Optional[Sequence[FrozenTrial]] = None) -> List[FrozenTrial]:
-    """The COMPLETE trials no other COMPLETE trial dominates, by number (feasible ones only when
-    the study has constraints: Optuna's ``study.best_trials``)."""
-    if trials is None:
+    """The COMPLETE trials no other COMPLETE trial dominates, by number.
+
+    In a study with ``--constraint`` bounds, the front of the trials that satisfy them, whatever
+    the Optuna version (Optuna 3's ``study.best_trials`` ignores constraints).
+    """
+    constraints = Constraints.of_study(study)
+    if trials is None and not constraints:
         return sorted(study.best_trials, key=lambda t: t.number)
-    return non_dominated(trials, [d.name.lower() for d in study.directions])
+    trials = study.get_trials(deepcopy=False) if trials is None else trials
+    feasible = [t for t in trials if constraints.is_feasible(t)]
+    return non_dominated(feasible, [d.name.lower() for d in study.directions])
 
 
 def non_dominated(trials: Sequence[FrozenTrial], directions: Sequence[str]) -> List[FrozenTrial]:

@@ -32,6 +32,8 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from allennlp_optuna.compat import pareto_front_constraint_arguments
+from allennlp_optuna.constraints import Constraints, ConstraintViolations
 from allennlp_optuna.enqueue import enqueued_from
 from allennlp_optuna.expected_performance import expected_best_curve
 from allennlp_optuna.progress import format_seconds
@@ -54,6 +56,14 @@ _PLOT_HEIGHT = 440
 _TEMPLATE = "plotly_white"
 
 
+def constraint_columns(constraints: Constraints) -> List[str]:
+    """The CSV's constraint columns: ``feasible``, ``metric_KEY`` per constrained key, ``violation_KEY<=NUMBER``
+    per constraint; none without constraints."""
+    if not constraints:
+        return []
+    return ["feasible", *(f"metric_{key}" for key in constraints.keys), *(f"violation_{t}" for t in constraints.texts)]
+
+
 @dataclass
 class TrialRow:
     """One trial as the table and the CSV show it."""
@@ -69,6 +79,9 @@ class TrialRow:
     fail_traceback: str
     std: Optional[List[float]] = None
     runs: Optional[List[Dict[str, Any]]] = None
+    feasible: Optional[bool] = None
+    constraint_values: Optional[Dict[str, float]] = None
+    violations: Optional[Dict[str, float]] = None
 
     @property
     def value(self) -> Optional[float]:
@@ -86,13 +99,21 @@ class TrialRow:
             cells.append((value, text))
         return cells
 
+    def constraint_record(self, constraints: Constraints) -> Dict[str, Any]:
+        """This row's :func:`constraint_columns`, blank for a trial that recorded no values (not COMPLETE)."""
+        values, violations = self.constraint_values or {}, self.violations or {}
+        cells = [self.feasible, *(values.get(key) for key in constraints.keys)]
+        cells += [violations.get(text) for text in constraints.texts]
+        return {column: _blank(cell) for column, cell in zip(constraint_columns(constraints), cells)}
+
     def csv_record(self, param_names: Sequence[str], value_fields: Sequence[str] = ("value",),
-                   repeated: bool = False) -> Dict[str, Any]:
+                   repeated: bool = False, constraints: Constraints = Constraints()) -> Dict[str, Any]:
         record: Dict[str, Any] = {"number": self.number, "state": self.state}
         for i, name in enumerate(value_fields):
             record[name] = _blank(self.values[i] if self.values is not None and i < len(self.values) else None)
             if repeated:
                 record[f"{name}_std"] = _blank(self.std[i] if self.std is not None and i < len(self.std) else None)
+        record.update(self.constraint_record(constraints))
         record.update({f"params_{name}": _blank(self.params.get(name)) for name in param_names})
         record.update(
             duration_seconds=_blank(self.duration),
@@ -105,8 +126,12 @@ class TrialRow:
         return record
 
 
-def trial_row(trial: FrozenTrial) -> TrialRow:
-    """The row of one trial; a failed trial's reason is the last line of its traceback."""
+def trial_row(trial: FrozenTrial, constraints: Constraints = Constraints()) -> TrialRow:
+    """The row of one trial; a failed trial's reason is the last line of its traceback.
+
+    Under ``constraints``, a trial that recorded its constrained values has them, its violations
+    and whether it is feasible.
+    """
     traceback_text = str(trial.user_attrs.get(FAIL_REASON_ATTR, "")).strip()
     if trial.state == TrialState.RUNNING and trial.datetime_start is not None:
         duration: Optional[float] = (datetime.datetime.now() - trial.datetime_start).total_seconds()
@@ -124,6 +149,9 @@ def trial_row(trial: FrozenTrial) -> TrialRow:
         fail_traceback=traceback_text,
         std=trial.user_attrs.get(VALUES_STD_ATTR),
         runs=trial.user_attrs.get(RUNS_ATTR),
+        feasible=constraints.feasibility(trial),
+        constraint_values=constraints.trial_values(trial) if constraints else None,
+        violations=constraints.trial_violations(trial),
     )
 
 
@@ -150,20 +178,23 @@ def trials_csv(study: optuna.Study, trials: Optional[Sequence[FrozenTrial]] = No
     """The trials table as CSV text: number, state, value, params_*, duration, directory, ...
 
     A multi-objective study has a ``value_KEY`` column per objective; a repeated study
-    (``--seeds``, ``--repeat``) adds each value's ``_std`` and a ``runs`` column (JSON, each run's values).
+    (``--seeds``, ``--repeat``) adds each value's ``_std`` and a ``runs`` column (JSON, each run's values);
+    a study with ``--constraint`` bounds adds ``feasible`` (``True``/``False``), ``metric_KEY`` per
+    constrained key and ``violation_KEY<=NUMBER`` per constraint (see :meth:`TrialRow.constraint_record`).
     """
-    rows = [trial_row(t) for t in read_trials(study, trials)]
+    constraints = Constraints.of_study(study)
+    rows = [trial_row(t, constraints) for t in read_trials(study, trials)]
     names = param_names(rows)
     values = value_fields(study)
     repeated = any(row.runs for row in rows)
     value_columns = [c for v in values for c in ([v, f"{v}_std"] if repeated else [v])]
     buffer = io.StringIO()
-    fields = ["number", "state", *value_columns, *(f"params_{n}" for n in names), "duration_seconds", "directory",
-              "enqueued_from", "fail_reason", *(["runs"] if repeated else [])]
+    fields = ["number", "state", *value_columns, *constraint_columns(constraints), *(f"params_{n}" for n in names),
+              "duration_seconds", "directory", "enqueued_from", "fail_reason", *(["runs"] if repeated else [])]
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow(row.csv_record(names, values, repeated))
+        writer.writerow(row.csv_record(names, values, repeated, constraints))
     return buffer.getvalue()
 
 
@@ -271,7 +302,8 @@ class PlotSection:
 def render_report(study: optuna.Study, trials: Optional[Sequence[FrozenTrial]] = None) -> str:
     """The whole HTML page for ``study`` (or for ``trials`` of it, just read), with plotly.js embedded."""
     trials = read_trials(study, trials)
-    rows = [trial_row(t) for t in trials]
+    constraints = Constraints.of_study(study)
+    rows = [trial_row(t, constraints) for t in trials]
     live = any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
     with _plot_template(_TEMPLATE):
         sections = plot_sections(study, trials)
@@ -287,7 +319,7 @@ def render_report(study: optuna.Study, trials: Optional[Sequence[FrozenTrial]] =
         contents=contents,
         plotlyjs=_plotlyjs(),
         plots="".join(_plot_html(s) for s in sections),
-        table=_table_html(rows, value_fields(study)),
+        table=_table_html(rows, value_fields(study), constrained=bool(constraints)),
         style=_STYLE,
         script=_SCRIPT,
         error_script=_ERROR_SCRIPT,
@@ -325,14 +357,16 @@ def plot_sections(study: optuna.Study, trials: Optional[Sequence[FrozenTrial]] =
         return multi_objective_sections(study, trials)
     metric = study.user_attrs.get(METRIC_ATTR, "Objective Value")
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    constraints = Constraints.of_study(study)
+    feasible = [t for t in complete if constraints.is_feasible(t)]
     baselines = [t for t in complete if enqueued_from(t)]  # e.g. the hand-tuned baseline
     no_trial = "No trial has completed yet."
     sections = [
         PlotSection("history", "Optimization history",
                     "Each completed trial's value and the best so far; stars and dashed lines are enqueued baselines."),
         PlotSection("expected-performance", "Expected validation performance",
-                    "Expected best value of n trials drawn from the completed ones, \u00b1 one standard "
-                    "deviation (Dodge et al. 2019, \u201cShow Your Work\u201d)."),
+                    f"Expected best value of n trials drawn from the {'feasible ' if constraints else ''}completed "
+                    "ones, \u00b1 one standard deviation (Dodge et al. 2019, \u201cShow Your Work\u201d)."),
         PlotSection("intermediate-values", "Intermediate values",
                     "Learning curves the trials reported to Optuna, pruned trials included."),
         PlotSection("importances", "Parameter importances", "fANOVA importance of each hyperparameter."),
@@ -348,8 +382,12 @@ def plot_sections(study: optuna.Study, trials: Optional[Sequence[FrozenTrial]] =
             _with_baselines(visualization.plot_optimization_history(study, target_name=metric), baselines), baselines
         )
         maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-        expected.figure = _with_baselines(expected_performance_figure([t.value for t in complete], maximize, metric),
-                                          baselines)
+        if feasible:
+            expected.figure = _with_baselines(
+                expected_performance_figure([t.value for t in feasible], maximize, metric), baselines
+            )
+        else:
+            expected.note = "No completed trial satisfies the constraints."
         parallel.figure = visualization.plot_parallel_coordinate(study, target_name=metric)
         slices.figure = visualization.plot_slice(study, target_name=metric)
     if any(t.intermediate_values for t in trials):
@@ -368,11 +406,15 @@ def multi_objective_sections(study: optuna.Study, trials: Sequence[FrozenTrial])
 
     keys = list(study_objectives(study, study.user_attrs.get(METRIC_ATTR)).keys)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    pareto = PlotSection("pareto-front", "Pareto front",
-                         "Each completed trial's values; the Pareto front's trials (none beaten on every objective) in red.")
+    constraints = Constraints.of_study(study)
+    caption = "Each completed trial's values; the Pareto front's trials (none beaten on every objective) in red"
+    caption += "; trials that violate a constraint in grey, and never on the front." if constraints else "."
+    pareto = PlotSection("pareto-front", "Pareto front", caption)
     sections = [pareto]
+    # Optuna 4 and 5 read the trials' recorded constraints; Optuna 3's plot needs the function.
+    greyed = pareto_front_constraint_arguments(ConstraintViolations(tuple(constraints.texts))) if constraints else {}
     if complete:
-        pareto.figure = visualization.plot_pareto_front(study, target_names=keys) if len(keys) <= 3 else None
+        pareto.figure = visualization.plot_pareto_front(study, target_names=keys, **greyed) if len(keys) <= 3 else None
         if pareto.figure is None:
             pareto.note = f"Optuna draws Pareto fronts of 2 or 3 objectives; this study has {len(keys)}."
     else:
@@ -492,21 +534,33 @@ def _plot_html(section: PlotSection) -> str:
     )
 
 
-def _table_html(rows: Sequence[TrialRow], values: Sequence[str] = ("value",)) -> str:
+def _table_html(rows: Sequence[TrialRow], values: Sequence[str] = ("value",), constrained: bool = False) -> str:
     names = param_names(rows)
     value_headers = ["Value"] if len(values) == 1 else [v[len("value_"):] for v in values]
     if any(row.runs for row in rows):
         value_headers = [f"{h} (mean \u00b1 std)" for h in value_headers]
-    headers = ["#", "State", *value_headers, *names, "Duration", "Directory", "Failure reason"]
+    headers = ["#", "State", *value_headers, *(["Feasible"] if constrained else []), *names, "Duration", "Directory",
+               "Failure reason"]
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join(_row_html(row, names, len(values)) for row in rows)
+    body = "".join(_row_html(row, names, len(values), constrained) for row in rows)
     return f'<table class="trials" id="trials"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _row_html(row: TrialRow, names: Sequence[str], n_objectives: int = 1) -> str:
+def _feasible_cell(row: TrialRow) -> str:
+    """``yes`` or ``no`` (its title: each constraint's violation), empty for a trial without constraint values."""
+    if row.feasible is None:
+        return _cell(None, "")
+    title = "; ".join(f"{text}: violation {violation:.6g}" for text, violation in (row.violations or {}).items())
+    text = "yes" if row.feasible else "no"
+    return _cell(text, f'<span class="feasible {text}" title="{html.escape(title)}">{text}</span>', raw=True)
+
+
+def _row_html(row: TrialRow, names: Sequence[str], n_objectives: int = 1, constrained: bool = False) -> str:
     number = str(row.number)
     if row.enqueued_from:
         number += f' <span class="tag" title="values enqueued from {html.escape(row.enqueued_from)}">enqueued</span>'
+    if row.feasible is False:
+        number += ' <span class="tag infeasible-tag" title="violates a --constraint">infeasible</span>'
     reason = ""
     if row.fail_reason:
         reason = (f"<details><summary>{html.escape(row.fail_reason)}</summary>"
@@ -516,12 +570,15 @@ def _row_html(row: TrialRow, names: Sequence[str], n_objectives: int = 1) -> str
         _cell(row.number, number, raw=True),
         _cell(row.state, f'<span class="state {row.state.lower()}">{row.state}</span>', raw=True),
         *(_cell(value, text) for value, text in row.value_cells(n_objectives)),
+        *([_feasible_cell(row)] if constrained else []),
         *(_cell(row.params.get(n), _short(row.params.get(n))) for n in names),
         _cell(row.duration, duration),
         _cell(row.directory, f"<code>{html.escape(row.directory)}</code>", raw=True),
         _cell(row.fail_reason, reason, raw=True),
     ]
-    marked = ' class="enqueued"' if row.enqueued_from else ""
+    marks = (("enqueued", bool(row.enqueued_from)), ("infeasible", row.feasible is False))
+    classes = [name for name, on in marks if on]
+    marked = f' class="{" ".join(classes)}"' if classes else ""
     return f"<tr{marked}>{''.join(cells)}</tr>"
 
 
@@ -616,6 +673,9 @@ table.trials th[data-order="asc"]::after { content: " \\25B2"; }
 table.trials th[data-order="desc"]::after { content: " \\25BC"; }
 table.trials td { padding: 5px 10px; border-bottom: 1px solid #eaeef2; vertical-align: top; }
 table.trials tr.enqueued td { background: #fff5f5; }
+table.trials tr.infeasible td { color: #8c959f; }
+.tag.infeasible-tag { background: #8c959f; }
+.feasible.no { color: #82071e; font-weight: 600; }
 table.trials code { font-size: 12px; color: #57606a; }
 table.trials details pre { max-width: 640px; overflow-x: auto; font-size: 11px; }
 .tag { background: #d62728; color: #fff; border-radius: 10px; padding: 0 7px; font-size: 11px; }
@@ -644,7 +704,8 @@ _PAGE = """<!DOCTYPE html>
 <script>{plotlyjs}</script>
 {plots}
 <section class="card" id="trials-table"><h2>Trials</h2>
-<p class="caption">Click a column to sort. Trials marked enqueued ran with the values of an --enqueue-trial file.</p>
+<p class="caption">Click a column to sort. Trials marked enqueued ran with the values of an --enqueue-trial file;
+trials marked infeasible (greyed) violate a --constraint and are never the best.</p>
 <div class="table-wrap">{table}</div></section>
 </main>
 <script>{script}</script>

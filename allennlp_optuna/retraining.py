@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 from allennlp_optuna.preflight import check_serialization_dir as writable_serialization_dir
 from allennlp_optuna.best import describe_trial, require_best_trial
 from allennlp_optuna.config import resolved_config
+from allennlp_optuna.constraints import Constraints
 from allennlp_optuna.memory import release_training_memory
 from allennlp_optuna.objectives import NUM_PARAMETERS, split_keys
 from allennlp_optuna.parameter_count import with_parameter_count
@@ -140,7 +141,8 @@ def retrain_trial(
     _warn_about_another_config(study, config_file)
     config, run = trial_config(config_file, study, trial, overrides, run_index)
     params = Params(config)
-    if NUM_PARAMETERS in split_keys(study.user_attrs.get(METRIC_ATTR) or ""):
+    counted_keys = [*split_keys(study.user_attrs.get(METRIC_ATTR) or ""), *Constraints.of_study(study).keys]
+    if NUM_PARAMETERS in counted_keys:
         params = with_parameter_count(params)  # so that metrics.json compares with the trial's
     logger.info("Retraining %s", describe_trial(study, trial))
     if run is not None:

@@ -13,6 +13,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Type, Union
 
 from allennlp.common.checks import ConfigurationError
 
+from allennlp_optuna.constraints import ConstraintError, Constraints
 from allennlp_optuna.recovery import DEFAULT_HEARTBEAT_INTERVAL
 from allennlp_optuna.objectives import ObjectiveError, Objectives
 from allennlp_optuna.repeats import RepeatPlan
@@ -40,6 +41,14 @@ def check_objectives(metrics: str, direction: Optional[str]) -> Objectives:
     try:
         return Objectives.parse(metrics, direction)
     except ObjectiveError as error:
+        raise ConfigurationError(str(error))
+
+
+def check_constraints(constraints: Union[None, str, Sequence[str]]) -> Constraints:
+    """``--constraint`` values parsed; one ``ConfigurationError`` line for the first malformed one."""
+    try:
+        return Constraints.parse(constraints)
+    except ConstraintError as error:
         raise ConfigurationError(str(error))
 
 
@@ -89,6 +98,9 @@ class TuneSettings:
             (see :mod:`allennlp_optuna.repeats`).
         repeat: ``"NAME=V1,V2,..."``: train each trial once per value of ``std.extVar(NAME)``
             (folds, say); its value is the mean.
+        constraints: bounds on other ``metrics.json`` keys, each ``"KEY<=NUMBER"`` or
+            ``"KEY>=NUMBER"`` (e.g. ``"peak_worker_0_memory_MB<=2000"``); trials that violate one
+            are infeasible and never the best (see :mod:`allennlp_optuna.constraints`).
     """
 
     config_file: str
@@ -119,6 +131,7 @@ class TuneSettings:
     keep_checkpoints: bool = False
     seeds: Optional[int] = None
     repeat: Optional[str] = None
+    constraints: Sequence[str] = ()
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "TuneSettings":
@@ -137,6 +150,7 @@ class TuneSettings:
         if self.timeout is not None and self.timeout <= 0:
             raise ConfigurationError(f"--timeout must be a positive number of seconds, got {self.timeout}")
         check_objectives(self.metrics, self.direction)
+        check_constraints(self.constraints)
         self.repeats.check()
         if self.max_trials is not None and self.max_trials < 1:
             raise ConfigurationError(f"--max-trials must be at least 1, got {self.max_trials}")
@@ -164,6 +178,11 @@ class TuneSettings:
     def objectives(self) -> Objectives:
         """The keys and directions to optimize (see :func:`check_objectives`)."""
         return check_objectives(self.metrics, self.direction)
+
+    @property
+    def parsed_constraints(self) -> Constraints:
+        """The ``--constraint`` bounds (see :func:`check_constraints`); none when not given."""
+        return check_constraints(self.constraints)
 
     @property
     def repeats(self) -> RepeatPlan:

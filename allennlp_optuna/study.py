@@ -18,7 +18,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import optuna
 from allennlp.common.checks import ConfigurationError
@@ -40,15 +40,24 @@ class OptunaSettings:
     pruner: Optional[optuna.pruners.BasePruner] = None
 
     @classmethod
-    def from_file(cls, path: Optional[str]) -> "OptunaSettings":
-        """Read the ``--optuna-param-path`` file; ``None`` gives Optuna's defaults."""
+    def from_file(cls, path: Optional[str], sampler_arguments: Optional[Mapping[str, Any]] = None) -> "OptunaSettings":
+        """Read the ``--optuna-param-path`` file; ``None`` gives Optuna's defaults.
+
+        Args:
+            path: the file, or ``None``.
+            sampler_arguments: keyword arguments the sampler gets too, where its class takes them
+                and the file does not set them (a ``constraints_func``, say).
+        """
         if path is None:
             return cls()
-        return cls.from_dict(read_json_file(path, "Optuna settings file"), source=path)
+        settings = read_json_file(path, "Optuna settings file")
+        return cls.from_dict(settings, source=path, sampler_arguments=sampler_arguments)
 
     @classmethod
-    def from_dict(cls, settings: Any, source: str = "Optuna settings") -> "OptunaSettings":
-        """Build from the parsed file content (keys ``sampler`` and ``pruner``)."""
+    def from_dict(
+        cls, settings: Any, source: str = "Optuna settings", sampler_arguments: Optional[Mapping[str, Any]] = None
+    ) -> "OptunaSettings":
+        """Build from the parsed file content (keys ``sampler`` and ``pruner``); see :meth:`from_file`."""
         if not isinstance(settings, dict):
             raise ConfigurationError(f"{source}: expected an object with 'sampler' and/or 'pruner'")
         unknown = sorted(set(settings) - {"sampler", "pruner"})
@@ -57,7 +66,7 @@ class OptunaSettings:
         sampler = settings.get("sampler")
         pruner = settings.get("pruner")
         return cls(
-            sampler=None if sampler is None else _build(sampler, "sampler", f"{source}: sampler"),
+            sampler=None if sampler is None else _build(sampler, "sampler", f"{source}: sampler", sampler_arguments),
             pruner=None if pruner is None else _build(pruner, "pruner", f"{source}: pruner"),
         )
 
@@ -76,7 +85,7 @@ def _public_classes(kind: str) -> List[str]:
     )
 
 
-def _build(spec: Any, kind: str, where: str) -> Any:
+def _build(spec: Any, kind: str, where: str, defaults: Optional[Mapping[str, Any]] = None) -> Any:
     if not is_typed_entry(spec):
         raise ConfigurationError(f"{where}: expected {{\"type\": ..., \"attributes\": {{...}}}}, got {json.dumps(spec)}")
     name = spec["type"]
@@ -96,8 +105,9 @@ def _build(spec: Any, kind: str, where: str) -> Any:
         raise ConfigurationError(
             f"{where}: {name} has no argument(s) {unknown}; it takes {', '.join(accepted)}"
         )
+    extra = {key: value for key, value in (defaults or {}).items() if key in accepted and key not in attributes}
     try:
-        return cls(**attributes)
+        return cls(**attributes, **extra)
     except (TypeError, ValueError) as error:
         raise ConfigurationError(f"{where}: {name}({json.dumps(spec.get('attributes') or {})}) failed: {error}")
 

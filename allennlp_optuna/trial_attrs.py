@@ -34,6 +34,10 @@ RESUMED_ATTR = "resumed_from"
 """Trial user attribute of a retry that continued a killed trial's training (see
 :mod:`allennlp_optuna.resume`): the killed trial's serialization directory."""
 
+CONSTRAINT_VALUES_ATTR = "constraint_values"
+"""Trial user attribute of a COMPLETE trial in a study with ``--constraint``: ``{key: value}``, the
+constrained keys' values in its ``metrics.json`` (means over the runs of a repeated trial)."""
+
 # Trial system attributes.
 WORKER_ATTR = "allennlp_optuna:worker"
 """Trial system attribute ``{"host", "space", "pid", "started"}``: the process that runs the trial
@@ -48,6 +52,10 @@ CONFIG_ATTR = "config_file"
 
 REPEATS_ATTR = "repeats"
 """Study user attribute: ``{"seeds", "repeat"}``, how each trial was repeated (read back by ``retrain``)."""
+
+CONSTRAINTS_ATTR = "constraints"
+"""Study user attribute: the ``--constraint`` bounds, e.g. ``["num_parameters<=5000"]`` (see
+:mod:`allennlp_optuna.constraints`)."""
 
 # Files in a trial's serialization directory.
 METRICS_FILE = "metrics.json"

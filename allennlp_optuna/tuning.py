@@ -7,6 +7,7 @@
 :class:`~allennlp_optuna.executor.AllenNLPExecutor` → ``Params.from_file`` → AllenNLP
 ``train_model`` → ``SERIALIZATION_DIR/trial_N/metrics.json``.
 """
+import logging
 import os
 import re
 import traceback
@@ -19,8 +20,9 @@ from optuna.trial import FrozenTrial
 
 from allennlp_optuna.best import archive_best_trial
 from allennlp_optuna.cleanup import CheckpointCleanup
-from allennlp_optuna.compat import no_trial_traceback_for
+from allennlp_optuna.compat import no_trial_traceback_for, sampler_constraint_arguments, sampler_uses_constraints
 from allennlp_optuna.config import check_config, check_overrides, load_params
+from allennlp_optuna.constraints import Constraints, ConstraintViolations
 from allennlp_optuna.errors import StudyError
 from allennlp_optuna.enqueue import EnqueuedValues, enqueue_trials, read_enqueued_values
 from allennlp_optuna.executor import AllenNLPExecutor
@@ -43,6 +45,7 @@ from allennlp_optuna.settings import (  # noqa: F401 (ARCHIVE_* and check_archiv
 from allennlp_optuna.study import OptunaSettings, create_or_join_study
 from allennlp_optuna.trial_attrs import (
     CONFIG_ATTR,
+    CONSTRAINTS_ATTR,
     FAIL_REASON_ATTR,
     METRIC_ATTR,
     REPEATS_ATTR,
@@ -58,6 +61,7 @@ from allennlp_optuna.workers import (
     with_overrides,
 )
 
+logger = logging.getLogger(__name__)
 _TRIAL_DIR = re.compile(r"^trial_(\d+)$")
 no_trial_traceback_for(ConfigurationError)  # its one line is printed by the command; fail_reason keeps the rest
 
@@ -117,6 +121,7 @@ class TrialObjective:
             settings.metrics,
             seeds=settings.seeds,
             repeat=settings.repeat,
+            constraints=settings.constraints,
             include_package=list(settings.include_package),
             file_friendly_logging=settings.file_friendly_logging,
             overrides=with_overrides(settings.overrides, self.worker_overrides),
@@ -179,8 +184,8 @@ def plan_study(settings: TuneSettings) -> StudyPlan:
     workers = plan_workers(settings.n_workers, settings.devices, settings.devices_per_trial)
     check_devices(settings.devices)
     search_space = SearchSpace.from_file(settings.search_space_file)
+    optuna_settings = plan_sampler(settings)
     multi_objective = settings.objectives.is_multi
-    optuna_settings = with_default_sampler(OptunaSettings.from_file(settings.optuna_param_path), multi_objective)
     import_packages(settings.include_package)
     repeat_vars = check_repeat_variable(settings.repeats, search_space)
     check_config(settings.config_file, search_space, repeat_vars)
@@ -193,16 +198,39 @@ def plan_study(settings: TuneSettings) -> StudyPlan:
     return StudyPlan(workers, search_space, optuna_settings, enqueued, add_pruning_callback)
 
 
-def with_default_sampler(optuna_settings: OptunaSettings, multi_objective: bool) -> OptunaSettings:
-    """A multi-objective study without a named sampler gets ``TPESampler``.
+def plan_sampler(settings: TuneSettings) -> OptunaSettings:
+    """The sampler and pruner of the ``--optuna-param-path`` file, made to use the ``--constraint`` bounds.
+
+    A sampler that models constraints is given them (Optuna 3 and 4 need a ``constraints_func``,
+    see :func:`~allennlp_optuna.compat.sampler_constraint_arguments`); one that does not is warned
+    about: infeasible trials are still recorded and never chosen as the best.
+    """
+    constraints = settings.parsed_constraints
+    arguments = sampler_constraint_arguments(ConstraintViolations(tuple(constraints.texts))) if constraints else {}
+    optuna_settings = OptunaSettings.from_file(settings.optuna_param_path, arguments)
+    optuna_settings = with_default_sampler(optuna_settings, settings.objectives.is_multi, arguments)
+    if constraints and not sampler_uses_constraints(optuna_settings.sampler):
+        logger.warning(
+            "%s does not take constraints into account when it samples; trials that violate %s are still "
+            "recorded as infeasible and never chosen as the best.",
+            type(optuna_settings.sampler).__name__, ", ".join(constraints.texts),
+        )
+    return optuna_settings
+
+
+def with_default_sampler(
+    optuna_settings: OptunaSettings, multi_objective: bool, sampler_arguments: Optional[Dict[str, Any]] = None
+) -> OptunaSettings:
+    """A study without a named sampler gets ``TPESampler`` when it has several objectives or constraints.
 
     Optuna 3 and 4 default to ``NSGAIISampler`` for several objectives, whose first generation
     (50 trials) is random sampling: most AllenNLP studies end before it. TPE handles several
     objectives (Optuna's multi-objective TPE) and models from its 10th trial on; Optuna 5 made it
-    the default, and this gives every supported Optuna the same.
+    the default, and this gives every supported Optuna the same. ``sampler_arguments`` (Optuna 3
+    and 4's ``constraints_func``) make Optuna's default TPE use the study's constraints.
     """
-    if multi_objective and optuna_settings.sampler is None:
-        return replace(optuna_settings, sampler=optuna.samplers.TPESampler())
+    if optuna_settings.sampler is None and (multi_objective or sampler_arguments):
+        return replace(optuna_settings, sampler=optuna.samplers.TPESampler(**(sampler_arguments or {})))
     return optuna_settings
 
 
@@ -268,6 +296,19 @@ def check_study_repeats(study: optuna.Study, repeats: RepeatPlan) -> None:
         )
 
 
+def check_study_constraints(study: optuna.Study, constraints: Constraints) -> None:
+    """Refuse to join a study whose trials were held to other constraints (their feasibility would not compare)."""
+    earlier = study.user_attrs.get(CONSTRAINTS_ATTR)
+    if earlier is None and not study.get_trials(deepcopy=False):
+        return
+    earlier_constraints = Constraints.parse(earlier or ())
+    if earlier_constraints.texts != constraints.texts:
+        raise ConfigurationError(
+            f"study {study.study_name!r} holds its trials to {earlier_constraints.flags()}, not {constraints.flags()}; "
+            "pass the same --constraint flags or choose another --study-name"
+        )
+
+
 def open_study(settings: TuneSettings, plan: StudyPlan) -> optuna.Study:
     """Create or join the study of resolved ``settings``, check it fits, record the run, queue trials."""
     assert settings.study_name is not None and settings.direction is not None  # settings.resolved()
@@ -281,9 +322,12 @@ def open_study(settings: TuneSettings, plan: StudyPlan) -> optuna.Study:
     check_trial_directories(study, settings.serialization_dir)
     check_study_metric(study, settings.objectives.metrics)
     check_study_repeats(study, settings.repeats)
+    check_study_constraints(study, settings.parsed_constraints)
     study.set_user_attr(METRIC_ATTR, settings.objectives.metrics)
     if settings.repeats.active:
         study.set_user_attr(REPEATS_ATTR, settings.repeats.as_attr())
+    if settings.parsed_constraints:
+        study.set_user_attr(CONSTRAINTS_ATTR, settings.parsed_constraints.texts)
     study.set_user_attr(CONFIG_ATTR, os.path.abspath(settings.config_file))
     os.makedirs(settings.serialization_dir, exist_ok=True)
     enqueue_trials(study, plan.enqueued)
@@ -305,6 +349,7 @@ def describe_run(settings: TuneSettings, plan: StudyPlan) -> StudyDescription:
         serialization_dir=settings.serialization_dir,
         report=os.path.join(settings.serialization_dir, REPORT_FILE),
         n_trials=settings.n_trials, timeout=settings.timeout, n_workers=len(plan.workers),
+        constraints=tuple(settings.parsed_constraints.texts),
     )
 
 

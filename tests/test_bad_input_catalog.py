@@ -96,6 +96,14 @@ CATALOG = {
         "tune", tune("--include-package", "no_such_package_xyz"),
         "argument --include-package: cannot import 'no_such_package_xyz': No module named 'no_such_package_xyz'",
     ),
+    "tune: a malformed constraint": (
+        "tune", tune("--constraint", "peak_worker_0_memory_MB<2000"),
+        "--constraint must look like KEY<=NUMBER or KEY>=NUMBER, got 'peak_worker_0_memory_MB<2000'",
+    ),
+    "tune: a constraint without a number": (
+        "tune", tune("--constraint", "num_parameters>=lots"),
+        "--constraint 'num_parameters>=lots': the bound must be a finite number, got 'lots'",
+    ),
     # tune: files
     "tune: a missing config": ("tune", tune(config="missing.jsonnet"), "config file missing.jsonnet does not exist"),
     "tune: a config that is a list": (
@@ -173,6 +181,11 @@ CATALOG = {
         "tune", joined("--metrics", "best_validation_loss", "--direction", "maximize"),
         "study 'classifier' optimizes best_validation_accuracy, not best_validation_loss; "
         "pass --metrics best_validation_accuracy or choose another --study-name",
+    ),
+    "tune: joining with a constraint the study's trials lacked": (
+        "tune", joined("--constraint", "num_parameters<=5000"),
+        "study 'classifier' holds its trials to no --constraint, not --constraint num_parameters<=5000; "
+        "pass the same --constraint flags or choose another --study-name",
     ),
     # best-params
     "best-params: a missing sqlite file": (

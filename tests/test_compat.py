@@ -15,6 +15,7 @@ from allennlp.version import VERSION as ALLENNLP_VERSION
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from allennlp_optuna import compat
+from allennlp_optuna.constraints import Constraints, ConstraintViolations, record_constraints
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
@@ -201,3 +202,51 @@ def test_a_resumed_training_state_points_at_its_own_best_model(tmp_path: Path) -
 
     state = torch.load(path, weights_only=False) if "weights_only" in torch.load.__code__.co_varnames else torch.load(path)
     assert state == {"version": 1, "best_model_filename": str(tmp_path / "trial_1" / "best.th"), "epochs_completed": 1}
+
+def constrained_study(directions: list) -> optuna.Study:
+    """Two trials under ``x<=1``: trial 0 (x=2, the better value) violates it, trial 1 (x=0.5) satisfies it."""
+    constraints = Constraints.parse(["x<=1"])
+    arguments = compat.sampler_constraint_arguments(ConstraintViolations(tuple(constraints.texts)))
+    study = optuna.create_study(directions=directions, sampler=optuna.samplers.TPESampler(seed=0, **arguments))
+    for x in (2.0, 0.5):
+        study.enqueue_trial({"x": x})
+
+    def objective(trial: optuna.Trial) -> list:
+        x = trial.suggest_float("x", 0, 2)
+        record_constraints(trial, constraints, {"x": x})
+        return [x, -x][: len(directions)]
+
+    study.optimize(objective, n_trials=2)
+    return study
+
+
+def test_recorded_violations_reach_optunas_own_constraint_support() -> None:
+    study = constrained_study(["maximize"])
+
+    if compat.TRIALS_TAKE_CONSTRAINTS:
+        assert [t.constraints for t in study.trials] == [{"x<=1": 1.0}, {"x<=1": -0.5}], (
+            f"{OPTUNA}: Trial.set_constraint no longer shows in FrozenTrial.constraints"
+        )
+    else:  # the sampler's constraints_func stored them in Optuna's own system attribute
+        assert [t.system_attrs["constraints"] for t in study.trials] == [(1.0,), (-0.5,)], (
+            f"{OPTUNA}: the sampler no longer stores constraints_func's values"
+        )
+    if int(optuna.__version__.split(".")[0]) >= 4:  # Optuna 3's best_trial ignores constraints (the plugin does not)
+        assert study.best_trial.number == 1, f"{OPTUNA}: best_trial no longer leaves out infeasible trials"
+
+
+def test_the_pareto_plot_greys_out_trials_optuna_knows_are_infeasible() -> None:
+    study = constrained_study(["maximize", "maximize"])
+    greyed = compat.pareto_front_constraint_arguments(ConstraintViolations(("x<=1",)))
+
+    figure = optuna.visualization.plot_pareto_front(study, **greyed)
+
+    infeasible = [trace for trace in figure.data if "Infeasible Trial" in str(trace.hovertemplate)]
+    assert [list(trace.x) for trace in infeasible] == [[2.0]], f"{OPTUNA}: the Pareto plot no longer marks infeasible trials"
+
+
+def test_samplers_that_model_constraints_are_recognised() -> None:
+    assert compat.sampler_uses_constraints(None)  # Optuna's default, TPE
+    assert compat.sampler_uses_constraints(optuna.samplers.TPESampler())
+    assert compat.sampler_uses_constraints(optuna.samplers.NSGAIISampler())
+    assert not compat.sampler_uses_constraints(optuna.samplers.RandomSampler())

@@ -11,6 +11,8 @@ a JSON object, or `export` lines for `eval "$(allennlp best-params --format shel
 `allennlp train` accepts. The best trial's number, value and directory go to stderr. A
 multi-objective study has no best trial: it prints its Pareto front (a table, or with
 `--format json` a list of `{"number", "values", "params"}`); `--trial N` takes one trial.
+In a study tuned with `--constraint`, the best trial and the front are chosen among the feasible
+trials; a line on stderr says how many completed trials violate a constraint.
 """
 import argparse
 import json
@@ -73,7 +75,13 @@ class BestParams(Subcommand):
 @exit_on_configuration_error("best-params")
 def best_params_from_args(args: argparse.Namespace) -> None:
     """Print the best values (or config) of the study the command line names."""
-    from allennlp_optuna.best import describe_trial, format_best_params, format_pareto_front, require_best_trial
+    from allennlp_optuna.best import (
+        constraints_note,
+        describe_trial,
+        format_best_params,
+        format_pareto_front,
+        require_best_trial,
+    )
     from allennlp_optuna.config import write_config
     from allennlp_optuna.objectives import is_multi_objective
     from allennlp_optuna.preflight import check_output_file
@@ -87,6 +95,9 @@ def best_params_from_args(args: argparse.Namespace) -> None:
     if args.output_file is not None:
         check_output_file(args.output_file, "--output-file")
     study = load_existing_study(args.study_name, args.storage)
+    note = constraints_note(study)
+    if note is not None and args.trial is None:
+        print(note, file=sys.stderr, flush=True)
     if args.trial is not None:
         trial = trial_to_retrain(study, args.trial)
         print(f"Chosen {describe_trial(study, trial)}", file=sys.stderr, flush=True)

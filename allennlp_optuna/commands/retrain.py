@@ -9,6 +9,7 @@ With the config's seeds on CPU, retraining trial N reproduces trial N's metrics.
 """
 import argparse
 import sys
+from typing import TYPE_CHECKING, Any, Dict, Sequence
 
 from allennlp.commands.subcommand import Subcommand
 
@@ -21,6 +22,10 @@ from allennlp_optuna.commands.options import (
     add_study_arguments,
 )
 from allennlp_optuna.errors import exit_on_configuration_error
+
+if TYPE_CHECKING:  # importing Optuna is left to the command's run
+    import optuna
+    from optuna.trial import FrozenTrial
 
 
 @Subcommand.register("retrain")
@@ -107,3 +112,19 @@ def retrain_from_args(args: argparse.Namespace) -> None:
         if run is not None and run.name in runs:
             tuned = f"run {run.name} of trial {trial.number}: {runs[run.name][i]}, the trial's mean: {trial.values[i]}"
         print(f"{key} = {metrics[key]} ({tuned})", flush=True)
+    print_constraint_values(study, trial, metrics, printed=keys)
+
+
+def print_constraint_values(
+    study: "optuna.Study", trial: "FrozenTrial", metrics: Dict[str, Any], printed: Sequence[str] = ()
+) -> None:
+    """One line per ``--constraint`` key of the study (but those ``printed`` already): the retrained
+    value, the trial's and the bounds."""
+    from allennlp_optuna.constraints import Constraints
+
+    constraints = Constraints.of_study(study)
+    tuned = constraints.trial_values(trial) or {}
+    for key in constraints.keys:
+        if key in metrics and key in tuned and key not in printed:
+            bounds = ", ".join(c.text for c in constraints.items if c.key == key)
+            print(f"{key} = {metrics[key]} (trial {trial.number}: {tuned[key]}; constraint {bounds})", flush=True)

@@ -82,6 +82,16 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
         help="minimize or maximize, one per --metrics key separated by commas (default: minimize for "
         "loss/perplexity/error/duration/num_parameters keys, else maximize)",
     )
+    parser.add_argument(
+        "--constraint",
+        dest="constraints",
+        action="append",
+        default=[],
+        metavar="KEY<=NUMBER",
+        help="a bound on another key of each trial's metrics.json, KEY<=NUMBER or KEY>=NUMBER (e.g. "
+        "peak_worker_0_memory_MB<=2000, num_parameters<=1e6); a trial that violates one is infeasible and never "
+        "the best trial; repeatable",
+    )
     parser.add_argument("--n-trials", type=int, default=None, help="number of trials this command runs")
     parser.add_argument("--timeout", type=float, default=None, help="stop starting new trials after this many seconds")
     parser.add_argument(
