@@ -161,6 +161,8 @@ def test_killed_worker_trial_fails_and_its_retry_completes_after_a_restart(workd
     first = start_tune(tune_argv(postgres, name, "--max-trials", "3", "-o", SLOW_TRIALS), workdir)
     try:
         killed = wait_for(lambda: training_trial(postgres, name), "a trial to start training")
+        checkpoints = Path(killed.user_attrs["serialization_dir"]).glob
+        wait_for(lambda: list(checkpoints("model_state_e*")), "the trial's first epoch checkpoint")
         os.kill(killed.system_attrs[WORKER_ATTR]["pid"], signal.SIGKILL)
         first.wait(WAIT_SECONDS)
     finally:
