@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import traceback
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, List, Optional, Union
 
@@ -207,8 +208,10 @@ def plan_sampler(settings: TuneSettings) -> OptunaSettings:
     """
     constraints = settings.parsed_constraints
     arguments = sampler_constraint_arguments(ConstraintViolations(tuple(constraints.texts))) if constraints else {}
-    optuna_settings = OptunaSettings.from_file(settings.optuna_param_path, arguments)
-    optuna_settings = with_default_sampler(optuna_settings, settings.objectives.is_multi, arguments)
+    with warnings.catch_warnings():  # Optuna 3 and 4 call constraints_func experimental on every sampler made
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna_settings = OptunaSettings.from_file(settings.optuna_param_path, arguments)
+        optuna_settings = with_default_sampler(optuna_settings, settings.objectives.is_multi, arguments)
     if constraints and not sampler_uses_constraints(optuna_settings.sampler):
         logger.warning(
             "%s does not take constraints into account when it samples; trials that violate %s are still "
