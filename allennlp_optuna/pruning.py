@@ -43,6 +43,7 @@ from allennlp_optuna.config import PRUNING_CALLBACK_TYPE, is_pruning_entry
 from allennlp_optuna.errors import StudyError
 from allennlp_optuna.redaction import redact_url, restore_password
 from allennlp_optuna.reconnect import rdb_storage_for
+from allennlp_optuna.resume import completed_epochs
 from allennlp_optuna.study import OptunaSettings, engine_options
 
 logger = logging.getLogger(__name__)
@@ -186,6 +187,21 @@ class AllenNLPPruningCallback(TrainerCallback):
             )
         else:
             self.trial = self.identity.load()
+            self._report_replayed_epochs()
+
+    def _report_replayed_epochs(self) -> None:
+        """Report the epochs that a resumed training replays from its checkpoint.
+
+        A retry that continues a killed trial (see :mod:`allennlp_optuna.resume`) trains only the
+        epochs after the checkpoint; the earlier ones' metrics are in the copied
+        ``metrics_epoch_E.json``, and are reported as the killed trial reported them, so the
+        retry's intermediate values are complete. A fresh training has no checkpoint: nothing.
+        """
+        for epoch in range(completed_epochs(self.serialization_dir) if self.trial is not None else 0):
+            path = os.path.join(self.serialization_dir, f"metrics_epoch_{epoch}.json")
+            if os.path.isfile(path):
+                with open(path, encoding="utf-8") as file:
+                    self._report(json.load(file), epoch)
 
     def on_epoch(
         self,
@@ -198,11 +214,7 @@ class AllenNLPPruningCallback(TrainerCallback):
         decision, error = _CONTINUE, None
         if is_primary and self.trial is not None:
             try:
-                value, step = self._monitored_value(metrics, epoch), epoch
-                if self.repeated is not None:
-                    value = self.repeated.mean_with_earlier(self.monitor, value, epoch)
-                    step += self.repeated.step_offset
-                self.trial.report(value, step=step)
+                self._report(metrics, epoch)
                 if self.trial.should_prune():
                     decision = _PRUNE
             except Exception as exc:  # every worker must learn that the primary stops
@@ -217,6 +229,15 @@ class AllenNLPPruningCallback(TrainerCallback):
         if error is not None:
             raise error
         raise optuna.TrialPruned(f"Trial was pruned at epoch {epoch}.")
+
+    def _report(self, metrics: Dict[str, Any], epoch: int) -> None:
+        """Report the monitored value of ``epoch`` (a repeated run's: the mean with earlier runs, offset)."""
+        value, step = self._monitored_value(metrics, epoch), epoch
+        if self.repeated is not None:
+            value = self.repeated.mean_with_earlier(self.monitor, value, epoch)
+            step += self.repeated.step_offset
+        assert self.trial is not None
+        self.trial.report(value, step=step)
 
     def _monitored_value(self, metrics: Dict[str, Any], epoch: int) -> float:
         if self.monitor not in metrics:

@@ -62,7 +62,11 @@ def test_a_trial_killed_at_epoch_2_of_4_is_retried_from_its_checkpoint_and_match
     workdir: Path, storage: str, probe: Dict[str, str], capsys: pytest.CaptureFixture
 ) -> None:
     values = write_json(workdir / "values.json", VALUES)
-    argv = tune_argv(storage, "resumed", "result", 4, "--enqueue-trial", str(values))
+    # A pruner that never prunes: every epoch reports an intermediate value.
+    reporting = write_json(workdir / "optuna.json", {"pruner": {"type": "MedianPruner",
+                                                                "attributes": {"n_startup_trials": 100}}})
+    extra = ("--enqueue-trial", str(values), "--optuna-param-path", str(reporting))
+    argv = tune_argv(storage, "resumed", "result", 4, *extra)
 
     study, resumed = kill_then_resume(workdir, storage, probe, "2", *argv)
 
@@ -79,12 +83,15 @@ def test_a_trial_killed_at_epoch_2_of_4_is_retried_from_its_checkpoint_and_match
     for trial_dir in (workdir / "result" / "trial_0", retry_dir):  # the retry ended: no checkpoint is left
         assert not [p.name for p in trial_dir.iterdir() if p.name.startswith(CHECKPOINTS)]
 
-    uninterrupted = run_cli(tune_argv(storage, "uninterrupted", "result_uninterrupted", 4,
-                                      "--enqueue-trial", str(values)), capsys)
+    uninterrupted = run_cli(tune_argv(storage, "uninterrupted", "result_uninterrupted", 4, *extra), capsys)
 
     assert uninterrupted.code == 0, uninterrupted
     assert validation_metrics(retry_dir) == validation_metrics(workdir / "result_uninterrupted" / "trial_0")
-    assert optuna.load_study(study_name="uninterrupted", storage=storage).best_value == retry.value
+    [whole] = optuna.load_study(study_name="uninterrupted", storage=storage).trials
+    assert whole.value == retry.value
+    # The replayed epochs 0 and 1 are reported too (from the copied metrics_epoch_E.json), as the killed trial did.
+    assert retry.intermediate_values == whole.intermediate_values and sorted(whole.intermediate_values) == [0, 1, 2, 3]
+    assert {step: killed.intermediate_values[step] for step in (0, 1)} == {s: whole.intermediate_values[s] for s in (0, 1)}
 
 
 def test_a_repeated_trial_killed_in_its_second_seed_reads_the_first_and_resumes_the_second(
