@@ -43,7 +43,8 @@ class CheckpointCleanup:
         if not trial.state.is_finished():
             return
         retried = set(retry_history(trial))
-        for finished in [trial, *(t for t in study.get_trials(deepcopy=False) if t.number in retried)]:
+        earlier = [t for t in study.get_trials(deepcopy=False) if t.number in retried] if retried else []
+        for finished in [trial, *earlier]:
             directory = finished.user_attrs.get(SERIALIZATION_DIR_ATTR)
             if directory and os.path.isdir(directory):
                 remove_checkpoints(directory)

@@ -186,18 +186,16 @@ def is_metric_check_entry(callback: Any) -> bool:
 
 
 def remove_pruning_callbacks(config: Dict[str, Any]) -> Dict[str, Any]:
-    """Drop the callbacks ``tune`` adds from ``trainer.callbacks``: ``optuna_pruner`` entries (they
-    need a live trial) and the ``optuna_metric_check``."""
+    """``config`` without the callbacks ``tune`` adds to ``trainer.callbacks``: ``optuna_pruner``
+    entries (they need a live trial) and the ``optuna_metric_check``.
+
+    ``config`` itself is left as it is (``Params.as_dict(quiet=True)`` hands out the live dict)."""
     trainer = config.get("trainer")
-    if isinstance(trainer, dict) and isinstance(trainer.get("callbacks"), list):
-        trainer["callbacks"] = [
-            callback
-            for callback in trainer["callbacks"]
-            if not is_pruning_entry(callback) and not is_metric_check_entry(callback)
-        ]
-        if not trainer["callbacks"]:
-            del trainer["callbacks"]
-    return config
+    if not (isinstance(trainer, dict) and isinstance(trainer.get("callbacks"), list)):
+        return config
+    kept = [c for c in trainer["callbacks"] if not is_pruning_entry(c) and not is_metric_check_entry(c)]
+    trainer = {key: value for key, value in trainer.items() if key != "callbacks"}
+    return {**config, "trainer": {**trainer, "callbacks": kept} if kept else trainer}
 
 
 def resolved_config(

@@ -22,7 +22,7 @@ This module imports neither torch nor AllenNLP, so summaries and reports can use
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -168,11 +168,10 @@ class Constraints:
 
     def describe_violations(self, trial: FrozenTrial) -> str:
         """``"num_parameters=5120 violates num_parameters<=5000"`` (each violated constraint; empty if none)."""
-        values = self.trial_values(trial)
-        if values is None:
+        values, violations = self.trial_values(trial), self.trial_violations(trial)
+        if values is None or violations is None:
             return ""
-        violated = [c for c in self.items if c.violation(float(values[c.key])) > 0]
-        return ", ".join(f"{c.key}={values[c.key]:.6g} violates {c.text}" for c in violated)
+        return ", ".join(f"{c.key}={values[c.key]:.6g} violates {c.text}" for c in self.items if violations[c.text] > 0)
 
 
 def best_feasible_trial(
@@ -245,7 +244,3 @@ class ConstraintViolations:
         violations = Constraints.parse(self.texts).trial_violations(trial)
         return [0.0] * len(self.texts) if violations is None else [violations[t] for t in self.texts]
 
-
-def constraint_attrs(constraints: Constraints) -> Dict[str, Any]:
-    """The study user attributes that record ``constraints`` (none when there are none)."""
-    return {CONSTRAINTS_ATTR: constraints.texts} if constraints else {}

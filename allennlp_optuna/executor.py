@@ -200,10 +200,10 @@ class AllenNLPExecutor:
         the values of the keys from its ``metrics.json``."""
         data_loaders_without_fork(params)
         resumed = RunState.FRESH
-        if resume_from and not self.force and os.path.isdir(resume_from):
+        if resume_from and not self.force:
             resumed = adopt_run(resume_from, serialization_dir, params)
             if resumed is not RunState.FRESH:
-                self.trial.set_user_attr(RESUMED_ATTR, os.path.abspath(self.resume_from or resume_from))
+                self.trial.set_user_attr(RESUMED_ATTR, os.path.abspath(str(self.resume_from)))
         if resumed is RunState.FINISHED:
             return [read_metric(serialization_dir, key) for key in self.keys]
         try:

@@ -129,7 +129,7 @@ def same_training(source: str, params: Params) -> bool:
     if not os.path.isfile(path):
         return False
     killed = remove_pruning_callbacks(Params.from_file(path).as_dict(quiet=True))
-    return killed == remove_pruning_callbacks(params.duplicate().as_dict(quiet=True))  # as_dict is no copy
+    return killed == remove_pruning_callbacks(params.as_dict(quiet=True))
 
 
 def copy_run(source: str, target: str, with_vocabulary: bool) -> None:

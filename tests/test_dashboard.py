@@ -5,7 +5,6 @@ web page shows) and stops it.
 """
 import importlib.util
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -18,17 +17,12 @@ import pytest
 from optuna.trial import TrialState
 
 from allennlp_optuna.tuning import tune
+from benchmarks.postgres import free_port
 from tests.conftest import CONFIG, HPARAMS, write_json
 
 WAIT_SECONDS = 60
 BASELINE = {"embedding_dim": 14, "max_filter_size": 2, "num_filters": 8, "dropout": 0.5, "lr": 0.07, "optimizer": "adam"}
 LATER = {**BASELINE, "embedding_dim": 6}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def get_json(url: str) -> Any:
