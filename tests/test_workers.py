@@ -4,6 +4,7 @@ The PostgreSQL tests read the server's URL from ALLENNLP_OPTUNA_TEST_POSTGRES: `
 a throwaway server (`scripts/with-test-postgres`), and so does `.ci/run`. Without it they fail,
 saying how to run them; they are never skipped.
 """
+import json
 import os
 import signal
 import subprocess
@@ -25,11 +26,13 @@ from allennlp_optuna.search_space import SearchSpace
 from allennlp_optuna.tuning import tune
 from allennlp_optuna.workers import plan_workers, with_overrides
 from tests.conftest import CONFIG, HPARAMS, read_json, run_cli, run_cli_process
+from tests.training_probe import BARRIER_ENV, PROBE_ENV
 
 POSTGRES_ENV = "ALLENNLP_OPTUNA_TEST_POSTGRES"
 WAIT_SECONDS = 120
 FAST_TRIALS = '{"trainer.num_epochs": 1}'
 SLOW_TRIALS = '{"trainer.num_epochs": 15}'  # a few seconds per trial: time to kill one mid-training
+BARRIER_TRIALS = json.dumps({"trainer.num_epochs": 1, "trainer.callbacks": [{"type": "test_training_probe"}]})
 
 T = TypeVar("T")
 
@@ -44,6 +47,16 @@ def postgres() -> str:
             pytrace=False,
         )
     return url
+
+
+def every_worker_trains(workdir: Path, n_workers: int) -> Dict[str, str]:
+    """The environment of a tune whose first trials wait until each of ``n_workers`` workers has one.
+
+    Without it, a worker process that starts slowly can find the whole budget taken by the others,
+    and the test would depend on timing (see ``tests/training_probe.py``); with it, every worker
+    provably trains a trial. Use with ``-o BARRIER_TRIALS --include-package tests.training_probe``.
+    """
+    return {PROBE_ENV: str(workdir), BARRIER_ENV: str(n_workers), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
 
 
 def unique_name() -> str:
@@ -118,9 +131,10 @@ def assert_trained_in_own_directory(trial: FrozenTrial, workdir: Path) -> None:
 def test_three_workers_on_postgresql_finish_exactly_the_study_wide_budget(workdir: Path, postgres: str) -> None:
     name = unique_name()
 
-    argv = tune_argv(postgres, name, "--n-workers", "3", "--max-trials", "9", "-o", FAST_TRIALS)
+    argv = tune_argv(postgres, name, "--n-workers", "3", "--max-trials", "9", "-o", BARRIER_TRIALS,
+                     "--include-package", "tests.training_probe")
 
-    result = run_cli_process(argv, cwd=workdir)
+    result = run_cli_process(argv, cwd=workdir, env=every_worker_trains(workdir, 3))
 
     assert result.code == 0, result
     study = optuna.load_study(study_name=name, storage=postgres)
@@ -135,12 +149,15 @@ def test_three_workers_on_postgresql_finish_exactly_the_study_wide_budget(workdi
 
 
 def test_n_trials_is_shared_by_the_workers_and_max_trials_by_every_run(
-    workdir: Path, storage: str, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
+    workdir: Path, storage: str, capsys: pytest.CaptureFixture
 ) -> None:
-    first = run_cli(tune_argv(storage, "cnn", "--n-workers", "2", "--n-trials", "3", "-o", FAST_TRIALS), capsys)
+    argv = tune_argv(storage, "cnn", "--n-workers", "2", "--n-trials", "3", "-o", BARRIER_TRIALS,
+                     "--include-package", "tests.training_probe")
+
+    first = run_cli_process(argv, cwd=workdir, env=every_worker_trains(workdir, 2))
 
     assert first.code == 0, first
-    assert "2 workers share the SQLite file" in caplog.text and "use PostgreSQL or MySQL" in caplog.text
+    assert "2 workers share the SQLite file" in first.err and "use PostgreSQL or MySQL" in first.err
     study = optuna.load_study(study_name="cnn", storage=storage)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3  # 3 in total, not 3 per worker
     assert len({t.system_attrs[WORKER_ATTR]["pid"] for t in study.trials}) == 2

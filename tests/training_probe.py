@@ -7,10 +7,15 @@ tests.training_probe``) and set :data:`PROBE_ENV` to a directory:
   ``DIRECTORY/epochs.txt``;
 * with :data:`KILL_ENV` set to ``EPOCH`` (or ``EPOCH:RUN_NAME``, the run directory's last
   component), the first training batch of that epoch SIGKILLs the process, as the out-of-memory
-  killer would, once: a marker file keeps the retry alive.
+  killer would, once: a marker file keeps the retry alive;
+* with :data:`BARRIER_ENV` set to ``N``, a run's start appends its process id to
+  ``DIRECTORY/started.txt`` and waits (up to :data:`BARRIER_SECONDS`) until ``N`` processes have
+  started a run: the tests of parallel workers use it so that every worker trains a trial, however
+  slowly a worker process starts.
 """
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -18,11 +23,17 @@ from allennlp.training.callbacks.callback import TrainerCallback
 
 PROBE_ENV = "ALLENNLP_OPTUNA_TEST_PROBE"
 KILL_ENV = "ALLENNLP_OPTUNA_TEST_KILL"
+BARRIER_ENV = "ALLENNLP_OPTUNA_TEST_BARRIER"
+BARRIER_SECONDS = 120.0
 
 
 @TrainerCallback.register("test_training_probe")
 class TrainingProbe(TrainerCallback):
     """See the module's docstring."""
+
+    def on_start(self, trainer: Any, is_primary: bool = True, **kwargs: Any) -> None:
+        if os.environ.get(BARRIER_ENV):
+            wait_for_processes(int(os.environ[BARRIER_ENV]))
 
     def on_batch(self, trainer: Any, batch_inputs: List[Any], batch_outputs: List[Dict[str, Any]],
                  batch_metrics: Dict[str, Any], epoch: int, batch_number: int, is_training: bool,
@@ -41,6 +52,16 @@ class TrainingProbe(TrainerCallback):
                  **kwargs: Any) -> None:
         with open(probe_dir() / "epochs.txt", "a") as record:
             record.write(f"{self.serialization_dir} {epoch}\n")
+
+
+def wait_for_processes(count: int) -> None:
+    """Record this process as started, then wait until ``count`` processes have (or the time is up)."""
+    started = probe_dir() / "started.txt"
+    with open(started, "a") as record:
+        record.write(f"{os.getpid()}\n")
+    deadline = time.monotonic() + BARRIER_SECONDS
+    while len(set(started.read_text().split())) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def probe_dir() -> Path:
