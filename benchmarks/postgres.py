@@ -7,6 +7,7 @@ import contextlib
 import os
 import socket
 import subprocess
+import time
 from dataclasses import dataclass
 from typing import Dict, Iterator
 
@@ -28,8 +29,20 @@ class PostgresServer:
 
     def restart(self, down_seconds: float) -> None:
         """Stop the server (every connection is closed), wait ``down_seconds``, start it again."""
-        subprocess.run([str(SCRIPT), "restart", str(down_seconds)], env=self.environment, check=True,
-                       capture_output=True)
+        with self.down():
+            time.sleep(down_seconds)
+
+    @contextlib.contextmanager
+    def down(self) -> Iterator[None]:
+        """The server stopped (every connection closed) inside the block, and started again after it."""
+        self._run("halt")
+        try:
+            yield
+        finally:
+            self._run("resume")
+
+    def _run(self, command: str) -> None:
+        subprocess.run([str(SCRIPT), command], env=self.environment, check=True, capture_output=True)
 
 
 def free_port() -> int:

@@ -4,6 +4,7 @@ The test starts a throwaway server of its own (:func:`benchmarks.postgres.throwa
 ``scripts/test-postgres`` on a free port), so it can restart it without disturbing the server
 the other tests share.
 """
+import json
 import time
 from pathlib import Path
 from typing import Iterator
@@ -13,7 +14,9 @@ import pytest
 from optuna.trial import TrialState
 
 from benchmarks.postgres import PostgresServer, PostgresUnavailable, throwaway_postgres
+from benchmarks.scenario import REPO
 from tests.conftest import write_json
+from tests.training_probe import HOLD_ENV, PROBE_ENV, trained_epochs
 from tests.test_workers import assert_trained_in_own_directory, by_state, start_tune, training_trial, tune_argv, wait_for
 
 DOWN_SECONDS = 4
@@ -30,19 +33,27 @@ def own_postgres() -> Iterator[PostgresServer]:
 
 
 def test_workers_ride_out_a_postgresql_restart_and_finish_the_budget_exactly(
-    workdir: Path, own_postgres: PostgresServer
+    workdir: Path, own_postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A pruner that never prunes, so every epoch of every trial reports to the database.
     never_prunes = write_json(workdir / "optuna.json", {"pruner": {"type": "MedianPruner",
                                                                    "attributes": {"n_startup_trials": 100}}})
+    overrides = {"trainer.num_epochs": EPOCHS, "trainer.callbacks": [{"type": "test_training_probe"}]}
     argv = tune_argv(own_postgres.url, "outage", "--n-workers", "2", "--max-trials", "6",
-                     "--optuna-param-path", str(never_prunes), "-o", f'{{"trainer.num_epochs": {EPOCHS}}}')
+                     "--optuna-param-path", str(never_prunes), "-o", json.dumps(overrides),
+                     "--include-package", "tests.training_probe")
+    hold = workdir / "hold"  # while it exists, trials wait at the end of each epoch, before reporting it
+    hold.touch()
+    for name, value in {PROBE_ENV: str(workdir), HOLD_ENV: str(hold), "PYTHONPATH": str(REPO)}.items():
+        monkeypatch.setenv(name, value)
     tune = start_tune(argv, workdir)
     try:
-        wait_for(lambda: training_trial(own_postgres.url, "outage"), "a trial to start training")
+        wait_for(lambda: trained_epochs(workdir), "a trial to finish its first epoch")
         running = {t.number for t in optuna.load_study(study_name="outage", storage=own_postgres.url).trials
                    if t.state == TrialState.RUNNING}
-        own_postgres.restart(DOWN_SECONDS)
+        with own_postgres.down():
+            hold.unlink()  # the held trials now report their epoch to a server that is down
+            time.sleep(DOWN_SECONDS)
         back = time.time()
         code = tune.wait(300)
     finally:

@@ -1,4 +1,4 @@
-"""A trainer callback for the resume tests: records the epochs a run trains, and can kill its process once.
+"""A trainer callback for the tests of resume, workers and outages: records epochs, kills, holds, waits.
 
 Add ``{"type": "test_training_probe"}`` to ``trainer.callbacks`` (``--include-package
 tests.training_probe``) and set :data:`PROBE_ENV` to a directory:
@@ -11,19 +11,23 @@ tests.training_probe``) and set :data:`PROBE_ENV` to a directory:
 * with :data:`BARRIER_ENV` set to ``N``, a run's start appends its process id to
   ``DIRECTORY/started.txt`` and waits (up to :data:`BARRIER_SECONDS`) until ``N`` processes have
   started a run: the tests of parallel workers use it so that every worker trains a trial, however
-  slowly a worker process starts.
+  slowly a worker process starts;
+* with :data:`HOLD_ENV` set to a file's path, every epoch's end waits while that file exists
+  (up to :data:`BARRIER_SECONDS`), before the pruning callback reports the epoch: a test can hold
+  trials mid-training, take the storage down, and let them report into the outage.
 """
 import os
 import signal
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from allennlp.training.callbacks.callback import TrainerCallback
 
 PROBE_ENV = "ALLENNLP_OPTUNA_TEST_PROBE"
 KILL_ENV = "ALLENNLP_OPTUNA_TEST_KILL"
 BARRIER_ENV = "ALLENNLP_OPTUNA_TEST_BARRIER"
+HOLD_ENV = "ALLENNLP_OPTUNA_TEST_HOLD"
 BARRIER_SECONDS = 120.0
 
 
@@ -52,6 +56,8 @@ class TrainingProbe(TrainerCallback):
                  **kwargs: Any) -> None:
         with open(probe_dir() / "epochs.txt", "a") as record:
             record.write(f"{self.serialization_dir} {epoch}\n")
+        if os.environ.get(HOLD_ENV):
+            wait_until(lambda: not os.path.exists(os.environ[HOLD_ENV]))
 
 
 def wait_for_processes(count: int) -> None:
@@ -59,9 +65,14 @@ def wait_for_processes(count: int) -> None:
     started = probe_dir() / "started.txt"
     with open(started, "a") as record:
         record.write(f"{os.getpid()}\n")
+    wait_until(lambda: len(set(started.read_text().split())) >= count)
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    """Return once ``condition()`` holds, or after :data:`BARRIER_SECONDS` (the test then fails on its own)."""
     deadline = time.monotonic() + BARRIER_SECONDS
-    while len(set(started.read_text().split())) < count and time.monotonic() < deadline:
-        time.sleep(0.2)
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def probe_dir() -> Path:
