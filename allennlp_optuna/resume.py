@@ -25,14 +25,21 @@ loader (AllenNLP validates with the ``data_loader`` settings when the config has
 the resumed epochs then see other masks or another order, as a different seed would give. On the
 test fixture with shuffled validation, the accuracy came out equal and the validation loss
 0.4606 against 0.4668.
+
+A worker killed while AllenNLP writes a checkpoint leaves it cut short (or its training state not
+written yet); AllenNLP's recovery would fail on it. :func:`incomplete_checkpoints` finds such a
+checkpoint, the retry's copy leaves it out, and the run resumes from the one before (AllenNLP
+keeps the last two by default), or trains from scratch when there is none.
 """
 import glob
+import json
 import logging
 import os
 import re
 import shutil
+import zipfile
 from enum import Enum
-from typing import Any, Dict, Optional
+from typing import AbstractSet, Any, Dict, List, Optional, Set
 
 import optuna
 from allennlp.common import Params
@@ -48,6 +55,9 @@ CONFIG_FILE = "config.json"
 """What ``train_model`` writes the training config to; recovery compares it with the retry's."""
 
 _TRAINING_STATE = re.compile(r"^training_state_e(\d+)(?:_b(\d+))?\.th$")
+_CHECKPOINT = re.compile(r"^(?:model|training)_state_(e\d+_b\d+)(?:_w\d+)?\.th$")
+"""AllenNLP's checkpoint files: ``model_state_eE_bB.th`` and ``training_state_eE_bB.th`` (``_wR``
+per rank when the model state is sharded); one checkpoint is the files of one ``eE_bB``."""
 
 
 class RunState(Enum):
@@ -77,14 +87,56 @@ def resumable_directory(trial: optuna.Trial) -> Optional[str]:
     return directory if directory and os.path.isdir(directory) else None
 
 
-def completed_epochs(serialization_dir: str) -> int:
-    """How many epochs the newest checkpoint in ``serialization_dir`` completed (0 without one)."""
+def completed_epochs(serialization_dir: str, leaving_out: AbstractSet[str] = frozenset()) -> int:
+    """How many epochs the newest checkpoint in ``serialization_dir`` completed (0 without one),
+    not counting the files named in ``leaving_out``."""
     epochs = [0]
     for path in glob.glob(os.path.join(glob.escape(serialization_dir), "training_state_e*.th")):
         match = _TRAINING_STATE.match(os.path.basename(path))
-        if match:
+        if match and os.path.basename(path) not in leaving_out:
             epochs.append(int(match.group(1)))
     return max(epochs)
+
+
+def finished_run(serialization_dir: str) -> bool:
+    """Whether the run in ``serialization_dir`` wrote its ``metrics.json`` whole (a kill can leave it empty)."""
+    try:
+        with open(os.path.join(serialization_dir, METRICS_FILE)) as metrics:
+            return isinstance(json.load(metrics), dict)
+    except (OSError, ValueError):
+        return False
+
+
+def incomplete_checkpoints(serialization_dir: str) -> Set[str]:
+    """The checkpoint files in ``serialization_dir`` that recovery cannot load: every file of a
+    checkpoint whose model or training state is missing or cut short.
+
+    ``torch.save`` writes a zip archive whose directory comes last, so a file cut short by a kill
+    does not open as one.
+    """
+    checkpoints: Dict[str, List[str]] = {}
+    for name in os.listdir(serialization_dir):
+        match = _CHECKPOINT.match(name)
+        if match:
+            checkpoints.setdefault(match.group(1), []).append(name)
+    broken: Set[str] = set()
+    for point, names in checkpoints.items():
+        kinds = {name.split("_state_")[0] for name in names}
+        if kinds != {"model", "training"} or not all(_whole(os.path.join(serialization_dir, n)) for n in names):
+            logger.warning(
+                "Not resuming from the checkpoint after epoch %d of %s: its worker died while writing it; "
+                "using the one before, if any.", int(point[1:].split("_b")[0]) - 1, serialization_dir,
+            )
+            broken.update(names)
+    return broken
+
+
+def _whole(path: str) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return bool(archive.infolist())
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def adopt_run(source: str, target: str, params: Params) -> RunState:
@@ -100,15 +152,16 @@ def adopt_run(source: str, target: str, params: Params) -> RunState:
         :attr:`RunState.CHECKPOINT` when ``target`` now holds its checkpoints and config (train
         with ``recover=True``), :attr:`RunState.FRESH` when there is nothing to continue.
     """
-    finished = os.path.isfile(os.path.join(source, METRICS_FILE))
-    if not finished and not completed_epochs(source):
+    finished = finished_run(source)
+    broken = set() if finished else incomplete_checkpoints(source)
+    if not finished and not completed_epochs(source, leaving_out=broken):
         return RunState.FRESH
     if not same_training(source, params):
         logger.warning(
             "Not resuming from %s: its training config differs from this retry's; training from scratch.", source
         )
         return RunState.FRESH
-    copy_run(source, target, with_vocabulary=finished or "distributed" in params)
+    copy_run(source, target, with_vocabulary=finished or "distributed" in params, leaving_out=broken)
     if finished:
         logger.warning("%s had finished training before its worker died: reading its metrics, not training again.",
                        source)
@@ -132,8 +185,9 @@ def same_training(source: str, params: Params) -> bool:
     return killed == remove_pruning_callbacks(params.as_dict(quiet=True))
 
 
-def copy_run(source: str, target: str, with_vocabulary: bool) -> None:
-    """Copy ``source`` to ``target``; epoch model states are hard-linked where the file system allows.
+def copy_run(source: str, target: str, with_vocabulary: bool, leaving_out: AbstractSet[str] = frozenset()) -> None:
+    """Copy ``source`` to ``target`` but the files named in ``leaving_out`` (at its top); epoch
+    model states are hard-linked where the file system allows.
 
     AllenNLP only ever creates and deletes ``model_state_e*`` files, never rewrites one, so the
     killed trial's files stay as they were. ``vocabulary/`` is left out unless
@@ -150,6 +204,10 @@ def copy_run(source: str, target: str, with_vocabulary: bool) -> None:
                 pass
         return shutil.copy2(src, dst)
 
-    ignore = None if with_vocabulary else shutil.ignore_patterns("vocabulary")
+    left_out = set(leaving_out) | (set() if with_vocabulary else {"vocabulary"})
+
+    def ignore(directory: str, names: List[str]) -> Set[str]:
+        return left_out.intersection(names) if os.path.samefile(directory, source) else set()
+
     shutil.copytree(source, target, copy_function=link_or_copy, ignore=ignore)
 

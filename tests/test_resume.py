@@ -10,9 +10,11 @@ from typing import Dict, List, Tuple
 
 import optuna
 import pytest
+import torch
 from optuna.trial import TrialState
 
 from allennlp_optuna.recovery import retried_trial_number
+from allennlp_optuna.resume import completed_epochs, finished_run, incomplete_checkpoints
 from tests.conftest import CONFIG, CliResult, HPARAMS, read_json, run_cli, run_cli_process, validation_metrics, write_json
 from tests.test_workers import by_state, postgres, unique_name  # noqa: F401 (postgres is a fixture)
 from tests.training_probe import KILL_ENV, PROBE_ENV, trained_epochs
@@ -131,6 +133,60 @@ def test_a_retry_with_another_config_trains_from_scratch_and_says_why(
     assert epochs_by_run(workdir) == {"result/trial_0": [0, 1], "result/trial_1": [0, 1, 2]}
     assert (f"Not resuming from {workdir / 'result' / 'trial_0'}: its training config differs from this retry's; "
             "training from scratch.") in rerun.err
+
+
+@pytest.mark.parametrize("cut", ["model state cut short", "training state not written"])
+def test_a_checkpoint_the_kill_cut_short_is_left_out_and_the_retry_resumes_from_the_one_before(
+    workdir: Path, storage: str, probe: Dict[str, str], cut: str
+) -> None:
+    values = write_json(workdir / "values.json", VALUES)
+    argv = tune_argv(storage, "cut", "result", 4, "--enqueue-trial", str(values))
+    killed = run_cli_process(argv, cwd=workdir, env={**probe, KILL_ENV: "3"})
+    assert killed.code == -9, killed
+    killed_dir = workdir / "result" / "trial_0"
+    assert {p.name for p in killed_dir.glob("*_state_e*")} == {
+        "model_state_e2_b0.th", "training_state_e2_b0.th", "model_state_e3_b0.th", "training_state_e3_b0.th"}
+    # What a kill while AllenNLP saves the checkpoint after epoch 2 leaves behind.
+    if cut == "model state cut short":
+        model_state = killed_dir / "model_state_e3_b0.th"
+        model_state.write_bytes(model_state.read_bytes()[: model_state.stat().st_size // 2])
+    else:
+        (killed_dir / "training_state_e3_b0.th").unlink()
+
+    resumed = run_cli_process([*argv, "--skip-if-exists"], cwd=workdir, env=probe)
+
+    assert resumed.code == 0, resumed
+    retry_dir = workdir / "result" / "trial_1"
+    assert (f"Not resuming from the checkpoint after epoch 2 of {killed_dir}: its worker died while writing it; "
+            "using the one before, if any.") in resumed.err
+    assert f"Resuming the training of {killed_dir} in {retry_dir} after its epoch 1." in resumed.err
+    assert "Traceback" not in resumed.err
+    assert epochs_by_run(workdir) == {"result/trial_0": [0, 1, 2], "result/trial_1": [2, 3]}
+    killed_trial, retry = optuna.load_study(study_name="cut", storage=storage).trials
+    assert (killed_trial.state, retry.state) == (TrialState.FAIL, TrialState.COMPLETE)
+    assert retry.value == read_json(retry_dir / "metrics.json")["best_validation_accuracy"]
+
+
+def test_incomplete_checkpoints_are_those_with_a_state_missing_or_cut_short(tmp_path: Path) -> None:
+    for name in ("model_state_e1_b0.th", "training_state_e1_b0.th", "model_state_e2_b0.th",
+                 "training_state_e2_b0.th", "model_state_e3_b0.th"):
+        torch.save({"weights": torch.ones(64)}, tmp_path / name)
+    cut = tmp_path / "training_state_e2_b0.th"
+    cut.write_bytes(cut.read_bytes()[:-30])
+    (tmp_path / "best.th").write_bytes(b"")
+
+    broken = incomplete_checkpoints(str(tmp_path))
+
+    assert broken == {"model_state_e2_b0.th", "training_state_e2_b0.th", "model_state_e3_b0.th"}
+    assert completed_epochs(str(tmp_path)) == 2 and completed_epochs(str(tmp_path), leaving_out=broken) == 1
+
+
+def test_a_run_is_finished_once_its_metrics_json_is_written_whole(tmp_path: Path) -> None:
+    assert not finished_run(str(tmp_path))
+    (tmp_path / "metrics.json").write_text("")  # killed between AllenNLP's open() and write()
+    assert not finished_run(str(tmp_path))
+    write_json(tmp_path / "metrics.json", {"best_validation_accuracy": 0.5})
+    assert finished_run(str(tmp_path))
 
 
 def test_a_killed_worker_is_replaced_and_the_retry_resumes_in_the_same_run(
