@@ -152,6 +152,8 @@ def adopt_run(source: str, target: str, params: Params) -> RunState:
         :attr:`RunState.CHECKPOINT` when ``target`` now holds its checkpoints and config (train
         with ``recover=True``), :attr:`RunState.FRESH` when there is nothing to continue.
     """
+    if not os.path.isdir(source):  # a later run of a repeated trial that the kill came before
+        return RunState.FRESH
     finished = finished_run(source)
     broken = set() if finished else incomplete_checkpoints(source)
     if not finished and not completed_epochs(source, leaving_out=broken):

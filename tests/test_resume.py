@@ -11,10 +11,11 @@ from typing import Dict, List, Tuple
 import optuna
 import pytest
 import torch
+from allennlp.common import Params
 from optuna.trial import TrialState
 
 from allennlp_optuna.recovery import retried_trial_number
-from allennlp_optuna.resume import completed_epochs, finished_run, incomplete_checkpoints
+from allennlp_optuna.resume import RunState, adopt_run, completed_epochs, finished_run, incomplete_checkpoints
 from tests.conftest import CONFIG, CliResult, HPARAMS, read_json, run_cli, run_cli_process, validation_metrics, write_json
 from tests.test_workers import by_state, postgres, unique_name  # noqa: F401 (postgres is a fixture)
 from tests.training_probe import KILL_ENV, PROBE_ENV, trained_epochs
@@ -119,6 +120,27 @@ def test_a_repeated_trial_killed_in_its_second_seed_reads_the_first_and_resumes_
     assert retry.user_attrs["resumed_from"] == str(workdir / "result" / "trial_0")
 
 
+def test_a_repeated_trial_killed_in_its_first_seed_resumes_it_and_trains_the_second_fresh(
+    workdir: Path, storage: str, probe: Dict[str, str]
+) -> None:
+    values = write_json(workdir / "values.json", {**VALUES, "dropout": 0.2})
+    argv = tune_argv(storage, "repeated", "result", 3, "--seeds", "2", "--enqueue-trial", str(values))
+
+    study, resumed = kill_then_resume(workdir, storage, probe, "1:seed_0", *argv)
+
+    killed, retry = study.trials
+    assert (killed.state, retry.state) == (TrialState.FAIL, TrialState.COMPLETE)
+    assert epochs_by_run(workdir) == {
+        "result/trial_0/seed_0": [0],
+        "result/trial_1/seed_0": [1, 2],
+        "result/trial_1/seed_1": [0, 1, 2],  # the kill came before it: nothing to resume
+    }
+    assert "Traceback" not in resumed.err
+    runs = [read_json(workdir / "result" / "trial_1" / run / "metrics.json")["best_validation_accuracy"]
+            for run in ("seed_0", "seed_1")]
+    assert retry.value == pytest.approx(sum(runs) / 2)
+
+
 def test_a_retry_with_another_config_trains_from_scratch_and_says_why(
     workdir: Path, storage: str, probe: Dict[str, str]
 ) -> None:
@@ -179,6 +201,13 @@ def test_incomplete_checkpoints_are_those_with_a_state_missing_or_cut_short(tmp_
 
     assert broken == {"model_state_e2_b0.th", "training_state_e2_b0.th", "model_state_e3_b0.th"}
     assert completed_epochs(str(tmp_path)) == 2 and completed_epochs(str(tmp_path), leaving_out=broken) == 1
+
+
+def test_a_run_the_killed_trial_never_started_is_trained_fresh(tmp_path: Path) -> None:
+    # --seeds 2 killed in seed_0: the retry's seed_1 has no killed run to continue.
+    state = adopt_run(str(tmp_path / "trial_0" / "seed_1"), str(tmp_path / "trial_1" / "seed_1"), Params({}))
+
+    assert state is RunState.FRESH and not (tmp_path / "trial_1").exists()
 
 
 def test_a_run_is_finished_once_its_metrics_json_is_written_whole(tmp_path: Path) -> None:
