@@ -39,7 +39,7 @@ import re
 import shutil
 import zipfile
 from enum import Enum
-from typing import AbstractSet, Any, Dict, List, Optional, Set
+from typing import AbstractSet, Any, Dict, List, Optional, Set, Tuple
 
 import optuna
 from allennlp.common import Params
@@ -54,10 +54,10 @@ logger = logging.getLogger(__name__)
 CONFIG_FILE = "config.json"
 """What ``train_model`` writes the training config to; recovery compares it with the retry's."""
 
-_TRAINING_STATE = re.compile(r"^training_state_e(\d+)(?:_b(\d+))?\.th$")
-_CHECKPOINT = re.compile(r"^(?:model|training)_state_(e\d+_b\d+)(?:_w\d+)?\.th$")
-"""AllenNLP's checkpoint files: ``model_state_eE_bB.th`` and ``training_state_eE_bB.th`` (``_wR``
-per rank when the model state is sharded); one checkpoint is the files of one ``eE_bB``."""
+_CHECKPOINT = re.compile(r"^(model|training)_state_e(\d+)_b(\d+)(?:_w\d+)?\.th$")
+"""AllenNLP's checkpoint files (its ``Checkpointer``'s names): ``model_state_eE_bB.th`` and
+``training_state_eE_bB.th``, ``_wR`` per rank when the state is sharded; ``E`` is the number of
+epochs completed, and one checkpoint is the files of one ``(E, B)``."""
 
 
 class RunState(Enum):
@@ -91,10 +91,10 @@ def completed_epochs(serialization_dir: str, leaving_out: AbstractSet[str] = fro
     """How many epochs the newest checkpoint in ``serialization_dir`` completed (0 without one),
     not counting the files named in ``leaving_out``."""
     epochs = [0]
-    for path in glob.glob(os.path.join(glob.escape(serialization_dir), "training_state_e*.th")):
-        match = _TRAINING_STATE.match(os.path.basename(path))
-        if match and os.path.basename(path) not in leaving_out:
-            epochs.append(int(match.group(1)))
+    for name in os.listdir(serialization_dir):
+        match = _CHECKPOINT.match(name)
+        if match and match.group(1) == "training" and name not in leaving_out:
+            epochs.append(int(match.group(2)))
     return max(epochs)
 
 
@@ -114,20 +114,18 @@ def incomplete_checkpoints(serialization_dir: str) -> Set[str]:
     ``torch.save`` writes a zip archive whose directory comes last, so a file cut short by a kill
     does not open as one.
     """
-    checkpoints: Dict[str, List[str]] = {}
+    checkpoints: Dict[Tuple[int, int], Dict[str, str]] = {}
     for name in os.listdir(serialization_dir):
         match = _CHECKPOINT.match(name)
         if match:
-            checkpoints.setdefault(match.group(1), []).append(name)
+            checkpoints.setdefault((int(match.group(2)), int(match.group(3))), {})[name] = match.group(1)
     broken: Set[str] = set()
-    for point, names in checkpoints.items():
-        kinds = {name.split("_state_")[0] for name in names}
-        if kinds != {"model", "training"} or not all(_whole(os.path.join(serialization_dir, n)) for n in names):
-            logger.warning(
-                "Not resuming from the checkpoint after epoch %d of %s: its worker died while writing it; "
-                "using the one before, if any.", int(point[1:].split("_b")[0]) - 1, serialization_dir,
-            )
-            broken.update(names)
+    for (epochs, _), kinds in checkpoints.items():
+        whole = all(_whole(os.path.join(serialization_dir, name)) for name in kinds)
+        if set(kinds.values()) != {"model", "training"} or not whole:
+            logger.warning("Not resuming from the checkpoint after epoch %d of %s: its worker died while writing "
+                           "it; using the one before, if any.", epochs - 1, serialization_dir)
+            broken.update(kinds)
     return broken
 
 

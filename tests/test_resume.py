@@ -18,7 +18,7 @@ from allennlp_optuna.recovery import retried_trial_number
 from allennlp_optuna.resume import RunState, adopt_run, completed_epochs, finished_run, incomplete_checkpoints
 from tests.conftest import CONFIG, CliResult, HPARAMS, read_json, run_cli, run_cli_process, validation_metrics, write_json
 from tests.test_workers import by_state, postgres, unique_name  # noqa: F401 (postgres is a fixture)
-from tests.training_probe import KILL_ENV, PROBE_ENV, trained_epochs
+from tests.training_probe import KILL_ENV, PROBE_ENV, probe_environment, trained_epochs
 
 VALUES = {"embedding_dim": 8, "max_filter_size": 3, "num_filters": 4, "dropout": 0.0, "lr": 0.05, "optimizer": "adam"}
 """No dropout: the replayed epochs draw no random masks, so the resumed run can match exactly."""
@@ -39,7 +39,7 @@ def tune_argv(storage: str, name: str, result: str, num_epochs: int, *extra: str
 def probe(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Dict[str, str]:
     """The environment of a probed `allennlp` process (the tests package importable, records in workdir)."""
     monkeypatch.setenv(PROBE_ENV, str(workdir))
-    return {PROBE_ENV: str(workdir), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return probe_environment(workdir)
 
 
 def epochs_by_run(workdir: Path) -> Dict[str, List[int]]:

@@ -14,10 +14,9 @@ import pytest
 from optuna.trial import TrialState
 
 from benchmarks.postgres import PostgresServer, PostgresUnavailable, throwaway_postgres
-from benchmarks.scenario import REPO
 from tests.conftest import write_json
-from tests.training_probe import HOLD_ENV, PROBE_ENV, trained_epochs
-from tests.test_workers import assert_trained_in_own_directory, by_state, start_tune, training_trial, tune_argv, wait_for
+from tests.training_probe import HOLD_ENV, probe_environment, trained_epochs
+from tests.test_workers import assert_trained_in_own_directory, by_state, start_tune, tune_argv, wait_for
 
 DOWN_SECONDS = 4
 EPOCHS = 8
@@ -44,7 +43,7 @@ def test_workers_ride_out_a_postgresql_restart_and_finish_the_budget_exactly(
                      "--include-package", "tests.training_probe")
     hold = workdir / "hold"  # while it exists, trials wait at the end of each epoch, before reporting it
     hold.touch()
-    for name, value in {PROBE_ENV: str(workdir), HOLD_ENV: str(hold), "PYTHONPATH": str(REPO)}.items():
+    for name, value in probe_environment(workdir, {HOLD_ENV: str(hold)}).items():
         monkeypatch.setenv(name, value)
     tune = start_tune(argv, workdir)
     try:

@@ -26,7 +26,7 @@ from allennlp_optuna.search_space import SearchSpace
 from allennlp_optuna.tuning import tune
 from allennlp_optuna.workers import plan_workers, with_overrides
 from tests.conftest import CONFIG, HPARAMS, read_json, run_cli, run_cli_process
-from tests.training_probe import BARRIER_ENV, PROBE_ENV
+from tests.training_probe import BARRIER_ENV, probe_environment
 
 POSTGRES_ENV = "ALLENNLP_OPTUNA_TEST_POSTGRES"
 WAIT_SECONDS = 120
@@ -56,7 +56,7 @@ def every_worker_trains(workdir: Path, n_workers: int) -> Dict[str, str]:
     and the test would depend on timing (see ``tests/training_probe.py``); with it, every worker
     provably trains a trial. Use with ``-o BARRIER_TRIALS --include-package tests.training_probe``.
     """
-    return {PROBE_ENV: str(workdir), BARRIER_ENV: str(n_workers), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return probe_environment(workdir, {BARRIER_ENV: str(n_workers)})
 
 
 def unique_name() -> str:

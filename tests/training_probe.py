@@ -75,6 +75,13 @@ def wait_until(condition: Callable[[], bool]) -> None:
         time.sleep(0.1)
 
 
+def probe_environment(directory: Path, settings: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """The environment of an `allennlp` process that runs the probe: records in ``directory``, this
+    repository importable (``--include-package tests.training_probe``), and ``settings``
+    (:data:`KILL_ENV`, :data:`BARRIER_ENV`, :data:`HOLD_ENV`)."""
+    return {PROBE_ENV: str(directory), "PYTHONPATH": str(Path(__file__).resolve().parents[1]), **(settings or {})}
+
+
 def probe_dir() -> Path:
     return Path(os.environ[PROBE_ENV])
 
