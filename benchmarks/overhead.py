@@ -68,7 +68,7 @@ def scenarios(root: Path, data_fraction: float = 1.0, n_trials: Optional[int] = 
 
 def separate_processes(scenario: Scenario, study_name: str) -> float:
     """Each trial of ``study_name`` again as its own `allennlp train`, with the same values."""
-    from allennlp_optuna.config import ext_vars_for
+    from allennlp_optuna.study.config import ext_vars_for
 
     total = 0.0
     for trial in scenario.study(study_name).trials:
@@ -94,7 +94,7 @@ def read_seconds(scenario: Scenario, study_name: str) -> float:
     from allennlp.data import Vocabulary
     from allennlp.training.util import data_loaders_from_params
 
-    from allennlp_optuna.config import load_params
+    from allennlp_optuna.study.config import load_params
 
     params = load_params(str(scenario.directory / "config.jsonnet"), scenario.study(study_name).trials[0].params)
     with output_to(scenario.directory / "bench.log"):
@@ -160,17 +160,17 @@ def memory_after_trials(root: Path, n_trials: int = 30, data_fraction: float = 1
     """Resident memory (MB) after each trial of one in-process study of the tiny CNN."""
     import optuna
 
-    from allennlp_optuna.memory import frozen_between_trials
-    from allennlp_optuna.search_space import SearchSpace
-    from allennlp_optuna.settings import ARCHIVE_ALL, TuneSettings
-    from allennlp_optuna.tuning import TrialObjective
+    from allennlp_optuna.trial.memory import frozen_between_trials
+    from allennlp_optuna.study.search_space import SearchSpace
+    from allennlp_optuna.study.settings import ARCHIVE_ALL, TuneSettings
+    from allennlp_optuna.trial.objective import TrialObjective
 
     scenario = make_scenario(
         root / "memory", source="rotten_tomatoes", n_train=max(2, round(2000 * data_fraction)),
         n_dev=max(2, round(500 * data_fraction)), max_tokens=None,
         num_epochs=1, n_trials=n_trials, hparams=TINY_CNN,
     )
-    settings = TuneSettings(
+    settings = TuneSettings.parse(
         str(scenario.directory / "config.jsonnet"),
         "",  # the search space is given below as entries, not read from a file
         str(scenario.directory / "result"),

@@ -19,7 +19,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from allennlp_optuna.report import write_report
+from allennlp_optuna.output.report import write_report
 
 DISTRIBUTIONS = {
     "embedding_dim": IntDistribution(32, 256),

@@ -34,13 +34,15 @@ def rerun_with_other_seeds(scenario: Scenario, study: optuna.Study, trial: optun
     from allennlp.commands.train import train_model
     from allennlp.common import Params
 
-    from allennlp_optuna.memory import release_training_memory
-    from allennlp_optuna.repeats import Run
-    from allennlp_optuna.retraining import read_metrics, trial_config
+    from allennlp_optuna.trial.memory import release_training_memory
+    from allennlp_optuna.study.repeats import Run
+    from allennlp_optuna.study.record import StoredStudy
+    from allennlp_optuna.trial.retrain import read_metrics, trial_config
 
     values = []
+    stored = StoredStudy.read(study)
     for offset in RERUN_SEED_OFFSETS:
-        config, _ = trial_config(str(scenario.directory / "config.jsonnet"), study, trial)
+        config, _ = trial_config(str(scenario.directory / "config.jsonnet"), stored, trial)
         config.update(Run(0, "rerun", offset).seeds(config))
         directory = scenario.directory / f"rerun_{study.study_name}_{offset}"
         train_model(Params(config), str(directory), file_friendly_logging=True, return_model=False)

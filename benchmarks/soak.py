@@ -114,7 +114,7 @@ def soak(run: SoakRun) -> float:
 
 def audit(run: SoakRun) -> Dict[str, int]:
     """The figures of the finished study (see the module's docstring)."""
-    from allennlp_optuna.recovery import retried_trial_number
+    from allennlp_optuna.faults.recovery import retried_trial_number
 
     study = run.study()
     assert study is not None

@@ -1,5 +1,6 @@
 """Shared fixtures: the tiny classifier config, its search space, and ways to run the CLI."""
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import optuna
 import pytest
 from allennlp.commands import main as allennlp_main
 
-from allennlp_optuna.executor import own_log_handlers
+from allennlp_optuna.trial.executor import own_log_handlers
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "test_fixtures"
@@ -25,8 +26,16 @@ restored_root_logging = own_log_handlers
 
 @pytest.fixture(autouse=True)
 def restore_root_logging() -> Iterator[None]:
+    """Each test starts with the logging set-up of the one before it: the root logger's handlers, and
+    every logger's level and ``disabled`` flag (``allennlp evaluate`` disables ``allennlp.common.params``
+    for good, which would empty later trials' ``out.log`` of their parameters)."""
+    loggers = [logger for logger in logging.Logger.manager.loggerDict.values() if isinstance(logger, logging.Logger)]
+    states = [(logger, logger.level, logger.disabled) for logger in loggers]
     with restored_root_logging():
         yield
+    for logger, level, disabled in states:
+        logger.setLevel(level)
+        logger.disabled = disabled
 
 
 def assert_command_refused(command: str, result: "CliResult", message: str) -> None:
@@ -58,7 +67,7 @@ def storage_error(url: str) -> str:
     """
     import sqlalchemy
 
-    from allennlp_optuna.study import engine_options
+    from allennlp_optuna.study.storage import engine_options
 
     try:
         sqlalchemy.create_engine(url, **(engine_options(url) or {})).connect().close()

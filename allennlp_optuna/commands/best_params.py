@@ -21,72 +21,65 @@ import sys
 from allennlp.commands.subcommand import Subcommand
 from allennlp.common.checks import ConfigurationError
 
-from allennlp_optuna.best import FORMATS
-from allennlp_optuna.commands.options import (
-    add_command_parser,
-    add_include_package_argument,
-    add_overrides_argument,
-    add_study_arguments,
-)
-from allennlp_optuna.errors import exit_on_configuration_error
+from allennlp_optuna.commands import options
+from allennlp_optuna.core.errors import exit_on_configuration_error
+from allennlp_optuna.output.best_params import FORMATS
 
 
 @Subcommand.register("best-params")
-class BestParams(Subcommand):
-    requires_plugins = False  # its own --include-package (add_include_package_argument) reports a bad package
+class BestParams(options.PluginCommand):
+    description = "Print the best hyperparameters of a study, or write its best config."
 
-    def add_subparser(self, parser: argparse._SubParsersAction) -> argparse.ArgumentParser:
-        description = "Print the best hyperparameters of a study, or write its best config."
-        subparser = add_command_parser(parser, self.name, description)
-        subparser.add_argument(
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
             "config_file",
             nargs="?",
             default=None,
             help="the study's Jsonnet config; given, the best config is output as plain JSON instead of the values",
         )
-        add_study_arguments(subparser, "name of the study (default: the storage's only study)")
-        subparser.add_argument(
+        options.add_study_arguments(parser, "name of the study (default: the storage's only study)")
+        parser.add_argument(
             "--format",
             choices=FORMATS,
             default=None,
             help="how to print the values: plain name=value pairs (default), a json object, "
             "or shell export lines to eval",
         )
-        subparser.add_argument(
+        parser.add_argument(
             "--output-file",
             type=str,
             default=None,
             help="with CONFIG: write the best config to this file (and print the values) instead of printing it",
         )
-        add_overrides_argument(
-            subparser, "with CONFIG: a JSON structure overriding the config, as in allennlp train (use tune's)"
+        options.add_overrides_argument(
+            parser, "with CONFIG: a JSON structure overriding the config, as in allennlp train (use tune's)"
         )
-        add_include_package_argument(subparser)
-        subparser.add_argument(
+        parser.add_argument(
             "--trial",
             type=int,
             default=None,
             help="the trial to print or export (default: the best; a multi-objective study prints its Pareto front)",
         )
-        subparser.set_defaults(func=best_params_from_args)
-        return subparser
+
+    @exit_on_configuration_error("best-params")
+    def run(self, args: argparse.Namespace) -> None:
+        """Print the best values (or config) of the study the command line names."""
+        best_params(args)
 
 
-@exit_on_configuration_error("best-params")
-def best_params_from_args(args: argparse.Namespace) -> None:
-    """Print the best values (or config) of the study the command line names."""
-    from allennlp_optuna.best import (
+def best_params(args: argparse.Namespace) -> None:
+    """Print the best values (or config) of the study ``args`` name, as ``allennlp best-params`` does."""
+    from allennlp_optuna.output.best_params import (
         constraints_note,
         describe_trial,
         format_best_params,
         format_pareto_front,
-        require_best_trial,
     )
-    from allennlp_optuna.config import write_config
-    from allennlp_optuna.objectives import is_multi_objective
-    from allennlp_optuna.preflight import check_output_file
-    from allennlp_optuna.retraining import trial_config, trial_to_retrain
-    from allennlp_optuna.study import load_existing_study
+    from allennlp_optuna.trial.choose import chosen_trial
+    from allennlp_optuna.study.config import write_config
+    from allennlp_optuna.study.preflight import check_output_file
+    from allennlp_optuna.study.storage import read_study
+    from allennlp_optuna.trial.retrain import trial_config
 
     if args.config_file is None and (args.output_file or args.overrides):
         raise ConfigurationError("--output-file and --overrides need a CONFIG argument to evaluate")
@@ -94,22 +87,18 @@ def best_params_from_args(args: argparse.Namespace) -> None:
         raise ConfigurationError("with CONFIG the config is printed; add --output-file FILE to also print the values")
     if args.output_file is not None:
         check_output_file(args.output_file, "--output-file")
-    study = load_existing_study(args.study_name, args.storage)
-    note = constraints_note(study)
+    stored = read_study(args.study_name, args.storage)
+    note = constraints_note(stored)
     if note is not None and args.trial is None:
         print(note, file=sys.stderr, flush=True)
-    if args.trial is not None:
-        trial = trial_to_retrain(study, args.trial)
-        print(f"Chosen {describe_trial(study, trial)}", file=sys.stderr, flush=True)
-    elif is_multi_objective(study) and args.config_file is None:
-        print(f"Pareto front of study {study.study_name!r} (choose one with --trial)", file=sys.stderr, flush=True)
-        print(format_pareto_front(study, args.format or "plain"), flush=True)
+    if stored.is_multi and args.trial is None and args.config_file is None:
+        print(f"Pareto front of study {stored.name!r} (choose one with --trial)", file=sys.stderr, flush=True)
+        print(format_pareto_front(stored, args.format or "plain"), flush=True)
         return
-    else:
-        trial = require_best_trial(study)
-        print(f"Best {describe_trial(study, trial)}", file=sys.stderr, flush=True)
+    trial = chosen_trial(stored, args.trial)
+    print(f"{'Best' if args.trial is None else 'Chosen'} {describe_trial(stored, trial)}", file=sys.stderr, flush=True)
     if args.config_file is not None:
-        config, _ = trial_config(args.config_file, study, trial, args.overrides)
+        config, _ = trial_config(args.config_file, stored, trial, args.overrides)
         if args.output_file is None:
             print(json.dumps(config, indent=2), flush=True)
             return

@@ -1,16 +1,38 @@
-"""Command-line options shared by every command of the plugin, defined once."""
+"""What every command of the plugin shares, defined once: the command shell and the common options."""
 import argparse
+from typing import Any
 
-from allennlp_optuna.errors import first_line
+from allennlp.commands.subcommand import Subcommand
 
-from allennlp_optuna.study import DEFAULT_STORAGE
+from allennlp_optuna.core.errors import first_line
+from allennlp_optuna.study.storage import DEFAULT_STORAGE
 
 
-def add_command_parser(
-    parser: "argparse._SubParsersAction[argparse.ArgumentParser]", name: str, description: str
-) -> argparse.ArgumentParser:
-    """The subparser of command ``name``; its description is also its line in ``allennlp --help``."""
-    return parser.add_parser(name, description=description, help=description)
+class PluginCommand(Subcommand):
+    """An ``allennlp`` subcommand of the plugin: a parser of its options and a function to run.
+
+    A command sets :attr:`description` (also its line in ``allennlp --help``), adds its options in
+    :meth:`add_arguments` and runs in :meth:`run`, which unpacks ``args`` and calls a plain
+    function a script can call too. Every command takes ``--include-package``.
+    """
+
+    requires_plugins = False  # its own --include-package (add_include_package_argument) reports a bad package
+    description = ""
+
+    def add_subparser(self, parser: "argparse._SubParsersAction[argparse.ArgumentParser]") -> argparse.ArgumentParser:
+        subparser = parser.add_parser(self.name, description=self.description, help=self.description)
+        self.add_arguments(subparser)
+        add_include_package_argument(subparser)
+        subparser.set_defaults(func=self.run)
+        return subparser
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Add the command's own options."""
+        raise NotImplementedError
+
+    def run(self, args: argparse.Namespace) -> Any:
+        """Run the command with the parsed ``args``."""
+        raise NotImplementedError
 
 
 def importable_package(name: str) -> str:

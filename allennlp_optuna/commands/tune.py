@@ -11,44 +11,52 @@ import os
 
 from allennlp.commands.subcommand import Subcommand
 
-from allennlp_optuna.commands.options import (
-    add_include_package_argument,
-    add_command_parser,
-    add_file_friendly_logging_argument,
-    add_overrides_argument,
-    add_serialization_dir_argument,
-    add_study_arguments,
-)
+from allennlp_optuna.commands import options
 from allennlp_optuna.commands.worker_options import add_worker_arguments
-from allennlp_optuna.errors import exit_on_configuration_error
-from allennlp_optuna.settings import ARCHIVE_BEST, ARCHIVE_CHOICES
-from allennlp_optuna.workers import INTERRUPTED_MESSAGE
+from allennlp_optuna.core.errors import exit_on_configuration_error
+from allennlp_optuna.parallel.signals import INTERRUPTED_MESSAGE
+from allennlp_optuna.study.settings import ARCHIVE_BEST, ARCHIVE_CHOICES
 
 
 @Subcommand.register("tune")
-class Tune(Subcommand):
-    requires_plugins = False  # its own --include-package (add_include_package_argument) reports a bad package
+class Tune(options.PluginCommand):
+    description = "Optimize the hyperparameters of a model with Optuna."
 
-    def add_subparser(self, parser: argparse._SubParsersAction) -> argparse.ArgumentParser:
-        subparser = add_command_parser(parser, self.name, "Optimize the hyperparameters of a model with Optuna.")
-        add_input_arguments(subparser)
-        add_study_arguments(subparser, "name of the study (default: the config file's name without extension)")
-        add_search_arguments(subparser)
-        add_overrides_argument(
-            subparser, "a JSON structure used to override every trial's configuration, as in allennlp train"
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        add_input_arguments(parser)
+        options.add_study_arguments(parser, "name of the study (default: the config file's name without extension)")
+        add_search_arguments(parser)
+        options.add_overrides_argument(
+            parser, "a JSON structure used to override every trial's configuration, as in allennlp train"
         )
-        add_file_friendly_logging_argument(subparser)
-        subparser.add_argument(
+        options.add_file_friendly_logging_argument(parser)
+        parser.add_argument(
             "--verbose",
             action="store_true",
             help="stream AllenNLP's training log to the console as allennlp train does (it always goes "
             "to each trial's DIR/trial_N/out.log)",
         )
-        add_trial_arguments(subparser)
-        add_worker_arguments(subparser)
-        add_include_package_argument(subparser)
-        subparser.set_defaults(func=tune_from_args)
-        return subparser
+        add_trial_arguments(parser)
+        add_worker_arguments(parser)
+
+    @exit_on_configuration_error("tune", interrupted=INTERRUPTED_MESSAGE)
+    def run(self, args: argparse.Namespace) -> None:
+        """Run :func:`allennlp_optuna.tuning.tune_study` with the settings the command line gives."""
+        from allennlp_optuna.output.logs import quiet_setup
+        from allennlp_optuna.output.report import REPORT_FILE
+        from allennlp_optuna.output.summary import next_commands, summarize
+        from allennlp_optuna.study.settings import TuneSettings
+        from allennlp_optuna.trial.memory import exit_without_final_collection
+        from allennlp_optuna.tuning import tune_study
+
+        with quiet_setup(args.verbose):
+            settings = TuneSettings.from_args(args)
+            study = tune_study(settings)
+        print(summarize(study), flush=True)
+        report = os.path.join(settings.serialization_dir, REPORT_FILE)
+        print("\n".join(next_commands(study.study_name, settings.storage, settings.training.config_file, report)),
+              flush=True)
+        exit_without_final_collection()
 
 
 # Each flag's dest is the name of a TuneSettings field (TuneSettings.from_args reads them by name).
@@ -62,7 +70,7 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
         type=str,
         help='search-space file: a JSON list of {"type": "int"|"float"|"categorical", "attributes": {...}}',
     )
-    add_serialization_dir_argument(parser, "directory holding one serialization directory per trial (DIR/trial_N)")
+    options.add_serialization_dir_argument(parser, "directory holding one serialization directory per trial (DIR/trial_N)")
 
 
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
@@ -162,22 +170,3 @@ def add_trial_arguments(parser: argparse.ArgumentParser) -> None:
         "state); by default they are removed once the trial ends, keeping best.th, config.json, vocabulary/ "
         "and the metrics",
     )
-
-
-@exit_on_configuration_error("tune", interrupted=INTERRUPTED_MESSAGE)
-def tune_from_args(args: argparse.Namespace) -> None:
-    """Run :func:`allennlp_optuna.tuning.tune_study` with the settings the command line gives."""
-    from allennlp_optuna.console import next_commands, quiet_setup
-    from allennlp_optuna.memory import exit_without_final_collection
-    from allennlp_optuna.report import REPORT_FILE
-    from allennlp_optuna.settings import TuneSettings
-    from allennlp_optuna.summary import summarize
-    from allennlp_optuna.tuning import tune_study
-
-    settings = TuneSettings.from_args(args)
-    with quiet_setup(settings.verbose):
-        study = tune_study(settings)
-    print(summarize(study), flush=True)
-    report = os.path.join(args.serialization_dir, REPORT_FILE)
-    print("\n".join(next_commands(study.study_name, settings.storage, settings.config_file, report)), flush=True)
-    exit_without_final_collection()

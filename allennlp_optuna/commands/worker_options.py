@@ -2,7 +2,7 @@
 import argparse
 from typing import List
 
-from allennlp_optuna.recovery import DEFAULT_HEARTBEAT_INTERVAL
+from allennlp_optuna.study.settings import DEFAULT_HEARTBEAT_INTERVAL
 
 
 def _device_list(text: str) -> List[int]:

@@ -1,0 +1,77 @@
+"""How problems a user can fix reach the terminal: one line, no traceback, non-zero exit."""
+import functools
+import json
+import sys
+from typing import Any, Callable, Optional, TypeVar
+
+from allennlp.common.checks import ConfigurationError
+
+from allennlp_optuna.core.redaction import redact_url
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+USER_ERROR_EXIT_CODE = 2
+INTERRUPTED_EXIT_CODE = 130
+
+
+class StudyError(ConfigurationError):
+    """A problem every trial of the study would hit (a ``--metrics`` key that training never
+    reports): it stops the study even with ``--skip-exception``, which skips only one trial's failure."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-empty line of an exception's message (library errors can be long)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def read_json_file(path: str, description: str) -> Any:
+    """Parse a JSON file that a user named; a missing or malformed file is a ``ConfigurationError``.
+
+    Args:
+        path: the file to read.
+        description: what the file is, as the message names it, e.g. ``"Optuna settings file"``.
+
+    Raises:
+        ConfigurationError: ``cannot read DESCRIPTION PATH: REASON`` or
+            ``DESCRIPTION PATH is not valid JSON: DETAIL``.
+    """
+    try:
+        with open(path, encoding="utf-8") as file:
+            return json.load(file)
+    except OSError as error:
+        raise ConfigurationError(f"cannot read {description} {path}: {error.strerror}")
+    except json.JSONDecodeError as error:
+        raise ConfigurationError(f"{description} {path} is not valid JSON: {error}")
+
+
+def exit_on_configuration_error(command: str, interrupted: Optional[str] = None) -> Callable[[F], F]:
+    """Decorate a ``*_from_args`` function: a ``ConfigurationError`` becomes one stderr line.
+
+    The line reads ``allennlp COMMAND: error: MESSAGE`` and the process exits with status 2,
+    as argparse does for a bad flag; a password in a URL is never printed back
+    (:func:`~allennlp_optuna.core.redaction.redact_url`). With ``interrupted``, Ctrl-C / SIGTERM print
+    ``allennlp COMMAND: INTERRUPTED`` and exit with status 130. Other exceptions (real bugs,
+    crashes) keep their traceback.
+    """
+
+    def leave(line: str, code: int) -> None:
+        sys.stderr.flush()
+        print(f"allennlp {command}: {line}", file=sys.stderr)
+        sys.exit(code)
+
+    def decorate(function: F) -> F:
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return function(*args, **kwargs)
+            except ConfigurationError as error:
+                leave(f"error: {redact_url(error.message)}", USER_ERROR_EXIT_CODE)
+            except KeyboardInterrupt:
+                if interrupted is None:
+                    raise
+                leave(interrupted, INTERRUPTED_EXIT_CODE)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

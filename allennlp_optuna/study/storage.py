@@ -1,0 +1,99 @@
+"""Where studies are kept: opening a storage URL, finding and loading the studies it holds.
+
+The default storage is an SQLite file in the current directory, as the older plugin used.
+"""
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import optuna
+from allennlp.common.checks import ConfigurationError
+
+from allennlp_optuna.core.errors import first_line
+from allennlp_optuna.core.redaction import redact_url
+from allennlp_optuna.study.record import StoredStudy
+
+DEFAULT_STORAGE = "sqlite:///allennlp_optuna.db"
+"""An SQLite file ``allennlp_optuna.db`` in the current directory, as the older plugin used."""
+
+STORAGE_CONNECT_TIMEOUT = 10
+"""Seconds to wait for a database server to answer a new connection (an unreachable host, a
+firewall dropping packets) before ``tune`` gives up with one line, instead of the driver's minutes."""
+
+
+def engine_options(storage: str) -> Optional[Dict[str, Any]]:
+    """SQLAlchemy engine options for ``storage``: a bounded connect wait for database servers, a lock wait for SQLite."""
+    backend = storage.split(":", 1)[0].split("+", 1)[0]
+    if backend == "sqlite":
+        return {"connect_args": {"timeout": 120}}  # one process writes at a time: wait for the lock, not 5 s
+    if backend in ("postgresql", "postgres", "mysql"):
+        return {"connect_args": {"connect_timeout": STORAGE_CONNECT_TIMEOUT}}
+    return None
+
+
+def open_storage(storage: str) -> optuna.storages.BaseStorage:
+    """Open a storage URL, turning connection problems into one ``ConfigurationError`` line.
+
+    A database server that does not answer within :data:`STORAGE_CONNECT_TIMEOUT` seconds is
+    such a problem. The message never shows the URL's password.
+    """
+    try:
+        return optuna.storages.get_storage(optuna.storages.RDBStorage(storage, engine_kwargs=engine_options(storage)))
+    except Exception as error:  # SQLAlchemy, driver and URL errors come in many types
+        raise ConfigurationError(f"cannot open storage {redact_url(storage)}: {redact_url(first_line(error))}")
+
+
+def study_names(storage: optuna.storages.BaseStorage) -> List[str]:
+    """Names of the studies held in ``storage``."""
+    return [study.study_name for study in storage.get_all_studies()]
+
+
+def load_existing_study(study_name: Optional[str], storage: str) -> optuna.Study:
+    """Load a study for reading; without a name, the storage's only study.
+
+    Unknown names list the studies that do exist. A missing SQLite file is an error rather
+    than a new empty database.
+    """
+    check_sqlite_file_exists(storage)
+    rdb = open_storage(storage)
+    names = study_names(rdb)
+    if study_name is None:
+        if len(names) == 1:
+            study_name = names[0]
+        else:
+            raise ConfigurationError(
+                f"{storage} holds {len(names)} studies ({', '.join(names) or 'none'}); choose one with --study-name"
+            )
+    if study_name not in names:
+        raise ConfigurationError(
+            f"no study {study_name!r} in {storage}; studies there: {', '.join(names) or 'none'}"
+        )
+    return optuna.load_study(study_name=study_name, storage=rdb)
+
+
+def read_study(study_name: Optional[str], storage: str) -> StoredStudy:
+    """:func:`load_existing_study`, read as :class:`~allennlp_optuna.study.record.StoredStudy` (what it recorded)."""
+    return StoredStudy.read(load_existing_study(study_name, storage))
+
+
+def check_sqlite_file_exists(storage: str) -> None:
+    """Refuse an ``sqlite:///`` URL whose file does not exist (opening it would create it)."""
+    # SQLAlchemy takes a quarter of a second to import; only commands that read a study need it.
+    from sqlalchemy.engine.url import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(storage)
+    except ArgumentError:
+        return  # open_storage reports malformed URLs
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        if not os.path.isfile(url.database):
+            raise ConfigurationError(
+                f"storage {storage} does not exist: no file {os.path.abspath(url.database)}; "
+                "pass the --storage that allennlp tune used"
+            )
+
+
+def default_study_name(config_file: str) -> str:
+    """The config file's stem, e.g. ``imdb_optuna`` for ``config/imdb_optuna.jsonnet``."""
+    return Path(config_file).name.split(".")[0]
