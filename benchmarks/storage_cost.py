@@ -189,12 +189,13 @@ def conclusion(rows: List[Row]) -> str:
     limit = busiest.trials_per_second * SHARE_OF_TIME
     workers = 100
     others = [row for row in rows if row.storage == "postgresql" and row.processes == busiest.processes]
-    compared = f" (PostgreSQL: {others[0].trials_per_second:.0f} trials/s)" if others else ""
+    compared = f", PostgreSQL {others[0].trials_per_second:.0f}" if others else ""
     return (
-        f"A journal file here finishes {busiest.trials_per_second:.0f} trials/s with {busiest.processes} "
-        f"processes{compared}; it is enough while the study finishes fewer than ~{limit:.0f} trials/s "
-        f"(storage under {SHARE_OF_TIME:.0%} of the time), e.g. {workers} workers whose trials last over "
-        f"{workers / limit:.0f} s; beyond that, or on a slower shared filesystem, use PostgreSQL."
+        f"A journal file did {busiest.trials_per_second:.0f} trials/s here with {busiest.processes} processes"
+        f"{compared}; every write takes its one lock and an fsync, so it stops being enough when the study "
+        f"finishes more than ~{limit:.0f} trials/s (storage over {SHARE_OF_TIME:.0%} of the time), e.g. "
+        f"{workers} workers with trials under {workers / limit:.0f} s, and sooner on a shared filesystem with "
+        f"slower fsync (measure it there with --directory)."
     )
 
 
