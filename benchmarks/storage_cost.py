@@ -20,8 +20,8 @@ with ``scripts/test-postgres`` (:mod:`benchmarks.postgres`; Debian's postgresql)
 ``in-memory``, one process, is the cost of Optuna itself without a storage. Prints a table
 (storage, processes, trials, wall seconds, seconds per trial, trials per second, storage seconds
 per trial) and when a journal file stops being enough. On one machine the processes also share
-its cores; SLURM workers on separate nodes do not, so there PostgreSQL gains from more
-processes while a journal file, one lock for all writers, does not.
+its cores; SLURM workers on separate nodes do not, so there PostgreSQL can gain from more
+processes, while a journal file, one lock for all writers, cannot.
 """
 import argparse
 import contextlib
