@@ -340,7 +340,7 @@ def run_for(command: Sequence[str], cwd: Path, env: Dict[str, str], start: float
     """Run ``command`` until it exits or ``budget`` seconds after ``start`` have passed; return (wall, exit status).
 
     At the budget its process group gets SIGTERM (the plugin fails its running trial and exits),
-    then SIGKILL after :data:`STOP_GRACE` seconds.
+    then SIGKILL after :data:`STOP_GRACE` seconds; so it does if this benchmark is interrupted.
     """
     with open(cwd / "out.log", "w") as log:
         process = subprocess.Popen(list(command), cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -348,6 +348,9 @@ def run_for(command: Sequence[str], cwd: Path, env: Dict[str, str], start: float
             returncode = process.wait(timeout=max(0.0, start + budget - time.time()))
         except subprocess.TimeoutExpired:
             returncode = stop_group(process)
+        except BaseException:  # Ctrl-C or SIGTERM: the contender is in a session of its own, stop it too
+            stop_group(process)
+            raise
     return time.time() - start, returncode
 
 
@@ -432,7 +435,7 @@ def finished_within(trials: List[Dict[str, Any]], start: float, budget: float, e
             continue
         finished.append({
             "number": trial["number"], "state": trial["state"], "value": value,
-            "start": round(trial["start"] - start, 3) if trial["start"] else None, "finish": round(finish, 3),
+            "start": None if trial["start"] is None else round(trial["start"] - start, 3), "finish": round(finish, 3),
             "epochs": len(trial["intermediate"]) or epochs,
         })
     return sorted(finished, key=lambda t: t["finish"])
@@ -528,18 +531,23 @@ def show(value: float, fmt: str, never: str = "never") -> str:
 
 
 def _spread(values: Sequence[float], fmt: str, never: str = "never") -> str:
-    if len(values) == 1:
+    """``median [min–max]``, or the one value when the seeds agree."""
+    if min(values) == max(values):
         return show(values[0], fmt, never)
     return f"{show(median(values), fmt, never)} [{show(min(values), fmt, never)}–{show(max(values), fmt, never)}]"
 
 
 def peer_targets(results: Dict[str, Any]) -> Dict[str, Tuple[float, float]]:
-    """For every peer run: (its final median best, the median over its seeds of the time it took to reach it)."""
+    """For every peer run: (its final median best, the median over its seeds of the time it took to reach it).
+
+    With an even number of seeds the target is the lower of the two middle values, a value that
+    half the seeds or more reached (their mean may be one that no seed reached).
+    """
     budget = results["workload"]["budget"]
     targets = {}
     for name, entry in results["contenders"].items():
         if entry["role"] == PEER and entry["runs"]:
-            target = median(final_bests(entry, budget))
+            target = statistics.median_low(final_bests(entry, budget))
             if target > -math.inf:
                 targets[name] = (target, median([time_to_reach(run["trials"], target) for run in entry["runs"]]))
     return targets
@@ -604,9 +612,8 @@ def peer_comparison(results: Dict[str, Any]) -> str:
                 ratio = reach / peer_time
                 met = "" if goal is None else (" (goal met)" if ratio <= goal else " (goal not met)")
                 verdict = f"reaches it at {reach:.0f} s = {ratio:.2f}x the peer's time{met}"
-            role = "defaults" if name in ours else "best candidate"
             lines.append(
-                f"  {role} {name}: {verdict}; best by {peer_time:.0f} s: {show(at_peer_time, '.3f')} "
+                f"  {name if name in ours else 'best candidate ' + name}: {verdict}; best by {peer_time:.0f} s: {show(at_peer_time, '.3f')} "
                 f"(peer {show(peer_at, '.3f')}); by {budget:.0f} s: {show(at_budget, '.3f')} (peer {target:.3f})"
             )
     return "\n".join(lines)
@@ -639,7 +646,7 @@ def plot(results: Dict[str, Any], path: Path) -> None:
         colour = colours[index % len(colours)]
         style = "--" if entry["role"] == PEER else "-"
         axes.plot(grid, middle, style, color=colour, linewidth=2, drawstyle="steps-post", label=f"{name}: {entry['label']}")
-        axes.fill_between(grid, low, high, where=defined > 0, step="post", color=colour, alpha=0.15, linewidth=0)
+        axes.fill_between(grid, low, high, where=defined > 0, step="post", color=colour, alpha=0.12, linewidth=0)
     axes.set_xlabel("wall time since the contender's launch (s)")
     axes.set_ylabel(f"best {METRIC.replace('best_', '')} so far")
     axes.set_xlim(0, budget)
@@ -656,6 +663,18 @@ def plot(results: Dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
+def fairness(results: Dict[str, Any]) -> str:
+    """The torch threads each environment got and the most trials any run had at once."""
+    threads = ", ".join(f"{kind} {env['torch_threads']}" for kind, env in results["environments"].items())
+    in_ray = sorted({n for e in results["contenders"].values() for r in e["runs"] for n in r["torch_threads_in_trials"] or []})
+    peaks = {name: max(run["max_concurrent"] for run in entry["runs"]) for name, entry in results["contenders"].items() if entry["runs"]}
+    crowded = {name: peak for name, peak in peaks.items() if peak > 1}
+    return (
+        f"\ntorch threads in a fresh process: {threads}" + (f"; in Ray's trials: {in_ray}" if in_ray else "")
+        + "; " + (f"WARNING: trials ran side by side in {crowded}" if crowded else "one trial at a time in every run")
+    )
+
+
 def report(results: Dict[str, Any], plot_path: Optional[Path]) -> None:
     """Print the table and the peer comparison; write the plot."""
     workload = results["workload"]
@@ -667,10 +686,7 @@ def report(results: Dict[str, Any], plot_path: Optional[Path]) -> None:
     print(table(results))
     print()
     print(peer_comparison(results))
-    for name, entry in results["contenders"].items():
-        for run in entry["runs"]:
-            if run.get("max_concurrent", 1) > 1:
-                print(f"WARNING: {name} seed {run['seed']} ran {run['max_concurrent']} trials at once")
+    print(fairness(results))
     if plot_path is not None:
         plot(results, plot_path)
         print(f"\nPlot: {plot_path}")
@@ -807,6 +823,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     if args.venvs_only:
         print(f"venvs ready: {pythons}")
         return
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # stop the running contender too
     root = args.workdir or Path(tempfile.mkdtemp(prefix="time-to-quality-"))
     root.mkdir(parents=True, exist_ok=True)
     runs = len(names) * workload.seeds
