@@ -5,8 +5,9 @@ Every contender tunes the same config (the demo's CNN, ``demo/imdb_optuna.jsonne
 :func:`benchmarks.scenario.make_scenario`) for the same wall-clock budget, on the same torch thread
 pool (``OMP_NUM_THREADS``), one trial at a time, several times with different seeds:
 
-- this plugin with its defaults (`allennlp tune` without ``--optuna-param-path``: Optuna's default
-  TPESampler, no pruner), and with candidate samplers and pruners (an ``--optuna-param-path`` file);
+- this plugin (this checkout's, put first on PYTHONPATH) with its defaults (`allennlp tune` without
+  ``--optuna-param-path``: Optuna's default TPESampler, no pruner), and with candidate samplers
+  and pruners (an ``--optuna-param-path`` file);
 - the old allennlp-optuna 0.1.7 with Optuna 2, from its own venv (:mod:`benchmarks.old_plugin`);
   it ignores sampler settings, so it runs with Optuna 2's defaults, as its users get;
 - Ray Tune's ASHA with random search training the same config (allentune's approach), run by
@@ -15,8 +16,9 @@ pool (``OMP_NUM_THREADS``), one trial at a time, several times with different se
 
 The contenders are the table :data:`CONTENDERS`; ``--contenders`` picks some. Each contender is
 launched as a user would (a command in a fresh process; its start-up counts), ``--timeout`` (or
-Ray's ``time_budget_s``) set to the budget, and its process group is stopped when the budget
-is spent. A trial counts when it finished within the budget: completed, or stopped by its pruner
+Ray's ``time_budget_s``) set to the budget, and its process group is stopped (SIGTERM) when the
+budget is spent, so no contender trains past it; the trial running then is discarded. A trial
+counts when it finished within the budget: completed, or stopped by its pruner
 (ASHA) after at least one epoch; its value is the best ``validation_accuracy`` of the epochs it
 trained (``best_validation_accuracy`` of a completed trial), the accuracy of a model one could keep.
 Finish times are seconds since the contender's process was launched, read from the study's
@@ -38,10 +40,12 @@ for the CMA-ES contender; the Ray and old-plugin venvs are created on first use)
     python -m benchmarks.time_to_quality --contenders defaults,ray-asha,random --budget 120 --seeds 2
     python -m benchmarks.time_to_quality --plot-only --results time_to_quality.json
     python -m benchmarks.time_to_quality --venvs-only     # create the Ray and old-plugin venvs, then stop
+
+The old plugin and Ray run on AllenNLP 2.10.1's own stack (Python 3.10, torch 1.12); this plugin
+runs on this venv's unless ``--plugin-python .venv-legacy/bin/python`` puts it on the same one.
 """
 import argparse
 import copy
-import importlib.metadata
 import importlib.util
 import json
 import math
@@ -95,6 +99,8 @@ class Contender:
     """RAY_ASHA: options of ``ray_asha_runner.py`` (``grace_period``, ``reduction_factor``, ``reuse_actors``)."""
     default: bool = True
     """Whether a run without ``--contenders`` includes it."""
+    modules: Tuple[str, ...] = ()
+    """PLUGIN: modules it needs in this venv beyond the plugin's own (checked before any run)."""
 
 
 def _tpe_multivariate() -> Dict[str, Any]:
@@ -129,6 +135,7 @@ CONTENDERS: Dict[str, Contender] = {
     "cmaes-median": Contender(
         "CMA-ES + median pruner", PLUGIN, CANDIDATE,
         optuna={"sampler": {"type": "CmaEsSampler", "attributes": {"n_startup_trials": 5}}, "pruner": _MEDIAN},
+        modules=("cmaes",),
     ),
     # Wilcoxon compares a trial with the best one run by run, so it needs several runs a trial (--seeds).
     "tpe-mv-wilcoxon-seeds2": Contender(
@@ -184,7 +191,7 @@ QUICK_CONTENDERS = ("defaults", "tpe-mv-median", "old-plugin", "ray-asha", "rand
 class Pythons:
     """The interpreters that run the contenders."""
 
-    plugin: str = sys.executable
+    plugin: str
     old_plugin: Optional[str] = None
     ray: Optional[str] = None
 
@@ -223,9 +230,9 @@ def make_ray_venv(path: Path) -> Path:
     return python
 
 
-def prepare_pythons(kinds: Sequence[str], ray_venv: Path, old_plugin_venv: Path) -> Pythons:
+def prepare_pythons(kinds: Sequence[str], plugin_python: str, ray_venv: Path, old_plugin_venv: Path) -> Pythons:
     """The interpreters the chosen contenders need, creating the venvs that are missing."""
-    pythons = Pythons()
+    pythons = Pythons(plugin=plugin_python)
     if OLD_PLUGIN in kinds:
         pythons.old_plugin = str(make_old_plugin_venv(old_plugin_venv))
     if RAY_ASHA in kinds:
@@ -233,12 +240,17 @@ def prepare_pythons(kinds: Sequence[str], ray_venv: Path, old_plugin_venv: Path)
     return pythons
 
 
-def check_modules(names: Sequence[str], plot: bool) -> None:
-    """Stop before any run if this venv lacks a module a chosen contender (or the plot) needs."""
-    needed = {"matplotlib": plot, "cmaes": any("CmaEs" in json.dumps(CONTENDERS[n].optuna) for n in names)}
-    missing = [module for module, wanted in needed.items() if wanted and importlib.util.find_spec(module) is None]
-    if missing:
-        sys.exit(f"time_to_quality: this venv lacks {', '.join(missing)}: {sys.executable} -m pip install {' '.join(missing)}")
+def check_modules(names: Sequence[str], plugin_python: str, plot: bool) -> None:
+    """Stop before any run if the plugin's Python lacks a module a chosen contender needs, or this one matplotlib."""
+    lacking = {sys.executable: ["matplotlib"] if plot and importlib.util.find_spec("matplotlib") is None else []}
+    needed = sorted({module for name in names for module in CONTENDERS[name].modules})
+    if needed:
+        probe = "import importlib.util, sys; print(' '.join(m for m in sys.argv[1:] if importlib.util.find_spec(m) is None))"
+        found = subprocess.run([plugin_python, "-c", probe, *needed], capture_output=True, text=True, check=True)
+        lacking.setdefault(plugin_python, []).extend(found.stdout.split())
+    advice = [f"{python} -m pip install {' '.join(modules)}" for python, modules in lacking.items() if modules]
+    if advice:
+        sys.exit("time_to_quality: missing modules; install them with: " + "; ".join(advice))
 
 
 def contender_env(kind: str, threads: int) -> Dict[str, str]:
@@ -684,8 +696,9 @@ def report(results: Dict[str, Any], plot_path: Optional[Path]) -> None:
         f"{workload['seeds']} seed(s), {workload['threads']} torch threads; median [min–max] over the seeds"
     )
     print(table(results))
-    print()
-    print(peer_comparison(results))
+    comparison = peer_comparison(results)
+    if comparison:
+        print("\n" + comparison)
     print(fairness(results))
     if plot_path is not None:
         plot(results, plot_path)
@@ -799,6 +812,11 @@ def main(argv: Optional[List[str]] = None) -> None:
         "--old-plugin-venv", type=Path, default=Path("/tmp/oldplugin-venv"),
         help="the old plugin's venv, created if missing (default %(default)s)",
     )
+    parser.add_argument(
+        "--plugin-python", default=sys.executable,
+        help="the Python that runs this plugin's contenders (default: this one); e.g. .venv-legacy/bin/python for "
+        "the stack of the old plugin and Ray (Python 3.10, torch 1.12)",
+    )
     parser.add_argument("--venvs-only", action="store_true", help="create the venvs the contenders need, then stop")
     args = parser.parse_args(argv)
     try:
@@ -818,8 +836,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     workload = Workload(**{**asdict(base), **{k: v for k, v in overrides.items() if v is not None}})
     if workload.seeds < 1 or workload.budget <= 0 or workload.threads < 1:
         parser.error(f"--seeds and --threads must be at least 1 and --budget positive, got {workload}")
-    check_modules(names, plot_path is not None)
-    pythons = prepare_pythons([CONTENDERS[name].kind for name in names], args.ray_venv, args.old_plugin_venv)
+    check_modules(names, args.plugin_python, plot_path is not None)
+    kinds = [CONTENDERS[name].kind for name in names]
+    pythons = prepare_pythons(kinds, args.plugin_python, args.ray_venv, args.old_plugin_venv)
     if args.venvs_only:
         print(f"venvs ready: {pythons}")
         return
