@@ -61,8 +61,11 @@ class OldPluginRun:
 
 
 def find_python310() -> str:
-    """A Python 3.10 interpreter, found as the Makefile finds it (``scripts/find-python310``)."""
-    found = subprocess.run([str(REPO / "scripts" / "find-python310")], stdout=subprocess.PIPE, text=True, check=True)
+    """A Python 3.10 interpreter, found as the Makefile finds it (``PYTHON=python3.10 scripts/find-python``)."""
+    found = subprocess.run(
+        [str(REPO / "scripts" / "find-python")], env=environment({"PYTHON": "python3.10"}),
+        stdout=subprocess.PIPE, text=True, check=True,
+    )
     return found.stdout.strip()
 
 
