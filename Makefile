@@ -35,4 +35,4 @@ test: $(STAMP)
 	scripts/with-test-postgres $(BIN)/pytest -q
 
 clean:
-	rm -rf $(VENV) demo/data demo/result demo/*.db
+	rm -rf $(VENV) demo/data demo/result demo/best_model demo/*.db

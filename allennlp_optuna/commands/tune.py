@@ -7,7 +7,6 @@ The config reads each hyperparameter with `std.extVar('name')`; the search-space
 how Optuna samples it. Trial N trains in `DIR/trial_N`; the study lives in `--storage`.
 """
 import argparse
-import os
 
 from allennlp.commands.subcommand import Subcommand
 
@@ -43,7 +42,6 @@ class Tune(options.PluginCommand):
     def run(self, args: argparse.Namespace) -> None:
         """Run :func:`allennlp_optuna.tuning.tune_study` with the settings the command line gives."""
         from allennlp_optuna.output.logs import quiet_setup
-        from allennlp_optuna.output.report import REPORT_FILE
         from allennlp_optuna.output.summary import next_commands, summarize
         from allennlp_optuna.study.settings import TuneSettings
         from allennlp_optuna.trial.memory import exit_without_final_collection
@@ -53,9 +51,7 @@ class Tune(options.PluginCommand):
             settings = TuneSettings.from_args(args)
             study = tune_study(settings)
         print(summarize(study), flush=True)
-        report = os.path.join(settings.serialization_dir, REPORT_FILE)
-        print("\n".join(next_commands(study.study_name, settings.storage, settings.training.config_file, report)),
-              flush=True)
+        print("\n".join(next_commands(settings)), flush=True)
         exit_without_final_collection()
 
 

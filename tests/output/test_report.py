@@ -195,7 +195,7 @@ def test_tune_summary_agrees_with_the_report_and_trial_lines_are_printed(
     page = (workdir / "result" / "report.html").read_text(encoding="utf-8")
     summary = [html.unescape(line) for line in re.findall(r"<li>(.*?)</li>", plot_segment(page, "summary"))]
     assert printed[-8:-4] == summary
-    assert printed[-4] == f"Report: {os.path.join('result', 'report.html')}"
+    assert printed[-4] == f"Report: {workdir / 'result' / 'report.html'}"
     finished = [line.split(":")[0] for line in printed if re.match(r"trial \d+ (COMPLETE|PRUNED|FAIL)", line)]
     assert finished == ["trial 0 COMPLETE", "trial 1 COMPLETE"]
     assert printed[-9].startswith(
