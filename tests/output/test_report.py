@@ -119,6 +119,9 @@ def test_tune_report_command_writes_the_page_and_csv(
     assert (workdir / "trials.csv").read_text(encoding="utf-8") == trials_csv(tuned)
     assert 'id="plot-history"' in (workdir / "page.html").read_text(encoding="utf-8")
 
+    beside = run_cli(["tune-report", "--storage", storage], capsys)
+    assert beside.out.strip().splitlines()[-1] == f"Wrote {result_dir(tuned) / 'report.html'}"  # where tune keeps it
+
     missing = run_cli(["tune-report", "--storage", storage, "--study-name", "imdb"], capsys)
     assert missing.code == 2
     assert missing.err.strip().splitlines()[-1] == (
