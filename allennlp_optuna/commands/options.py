@@ -1,10 +1,11 @@
 """What every command of the plugin shares, defined once: the command shell and the common options."""
 import argparse
-from typing import Any
+from typing import Any, List, Optional, Sequence, Tuple
 
 from allennlp.commands.subcommand import Subcommand
 
-from allennlp_optuna.core.errors import first_line
+from allennlp_optuna.core.compat import option_strings
+from allennlp_optuna.core.errors import did_you_mean, first_line
 from allennlp_optuna.study.storage import DEFAULT_STORAGE
 
 
@@ -24,6 +25,10 @@ class PluginCommand(Subcommand):
         self.add_arguments(subparser)
         add_include_package_argument(subparser)
         subparser.set_defaults(func=self.run)
+        # argparse makes every subparser of the top-level parser's class (AllenNLP's, whose only
+        # change is the help text of add_argument, done by now); this class makes an unknown option
+        # the command's own error, with its usage, instead of AllenNLP's top-level one.
+        subparser.__class__ = CommandParser
         return subparser
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -33,6 +38,50 @@ class PluginCommand(Subcommand):
     def run(self, args: argparse.Namespace) -> Any:
         """Run the command with the parsed ``args``."""
         raise NotImplementedError
+
+
+class CommandParser(argparse.ArgumentParser):
+    """The parser of a plugin command: an unknown option is this command's error, naming the closest options.
+
+    argparse leaves what a subcommand's parser does not know to the top-level parser, which prints
+    AllenNLP's usage and ``allennlp: error: unrecognized arguments``. Here the command refuses them
+    itself: its own usage, then one line such as ``allennlp tune: error: unrecognized arguments:
+    --n-trails 8; did you mean --n-trials?``.
+    """
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Optional[Sequence[str]] = None, namespace: Optional[argparse.Namespace] = None
+    ) -> Tuple[argparse.Namespace, List[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(unrecognized_arguments(extras, option_strings(self), self.prog))
+        return parsed, extras
+
+
+OTHER_NAMES = {
+    "--sampler": "--optuna-param-path",
+    "--pruner": "--optuna-param-path",
+    "--n-jobs": "--n-workers",
+    "--gpus": "--devices",
+    "--cuda-device": "--devices",
+}
+"""Options of Optuna and other tools that a plugin command spells another way."""
+
+
+def unrecognized_arguments(extras: Sequence[str], options: Sequence[str], prog: str) -> str:
+    """argparse's ``unrecognized arguments: ...`` and, per unknown option, the command's closest option(s).
+
+    Example::
+
+        >>> unrecognized_arguments(["--n-trails", "8"], ["--n-trials", "--timeout"], "allennlp tune")
+        'unrecognized arguments: --n-trails 8; did you mean --n-trials?'
+    """
+    unknown = [extra.split("=", 1)[0] for extra in extras if extra[:1] == "-" and extra[1:2] not in "0123456789."]
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    hint = did_you_mean(unknown, options, OTHER_NAMES)
+    if hint:
+        return f"{message}; {hint}"
+    return f"{message}; {prog} --help lists its options" if unknown else message
 
 
 def importable_package(name: str) -> str:

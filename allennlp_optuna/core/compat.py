@@ -7,6 +7,7 @@ version when it does. Nothing else in the package may use a private name of eith
 AllenNLP is imported inside the functions that need it, so that importing this module (as the
 summary and the report do through their callers) stays cheap.
 """
+import argparse
 import contextlib
 import logging
 import os
@@ -90,16 +91,31 @@ def distribution_contains(distribution: BaseDistribution, value: Any) -> bool:
         return False
 
 
+def sampler_grid(sampler: optuna.samplers.GridSampler) -> Dict[str, List[Any]]:
+    """The values of each parameter that a ``GridSampler`` was built with (its ``search_space``).
+
+    Optuna keeps the grid in the private ``_search_space`` and has no public accessor; ``tune``
+    checks the grid against the search-space file before the study starts.
+    """
+    return {name: list(values) for name, values in sampler._search_space.items()}
+
+
 _OPTUNA_FIXED_PARAMS = "fixed_params"
 
 
-def enqueued_by_optuna(trial: FrozenTrial) -> bool:
-    """Whether ``trial`` came from ``Study.enqueue_trial`` (also one a user's script enqueued).
+def enqueued_params(trial: FrozenTrial) -> Optional[Dict[str, Any]]:
+    """The values ``Study.enqueue_trial`` gave ``trial`` (also a user's script); ``None`` for a sampled trial.
 
-    Optuna marks enqueued trials with its own ``fixed_params`` system attribute and offers no
-    public way to ask.
+    Optuna keeps them in its own ``fixed_params`` system attribute (a WAITING trial has no
+    ``params`` yet) and offers no public way to ask.
     """
-    return _OPTUNA_FIXED_PARAMS in trial.system_attrs
+    return trial.system_attrs.get(_OPTUNA_FIXED_PARAMS)
+
+
+def enqueued_by_optuna(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` came from ``Study.enqueue_trial`` (also one a user's script enqueued); see
+    :func:`enqueued_params`."""
+    return enqueued_params(trial) is not None
 
 
 OPTUNA_TRIAL_LOGGER = "optuna.study._optimize"
@@ -354,6 +370,18 @@ def retarget_best_model(training_state_path: str, serialization_dir: str) -> Non
 def storage_engine(study: optuna.Study) -> Optional[Any]:
     """The SQLAlchemy engine of a study's RDB storage, or ``None`` for other storages."""
     return getattr(rdb_storage(study), "engine", None)
+
+
+# --- Python's argparse ------------------------------------------------------------------------
+
+
+def option_strings(parser: argparse.ArgumentParser) -> List[str]:
+    """Every option string ``parser`` takes (``-s``, ``--serialization-dir``, ``--help``, ...).
+
+    argparse keeps its options in the private ``_option_string_actions`` and has no public way to
+    list them; suggesting the option a user meant needs them.
+    """
+    return sorted(parser._option_string_actions)
 
 
 # --- Python's multiprocessing -----------------------------------------------------------------

@@ -1,8 +1,9 @@
 """How problems a user can fix reach the terminal: one line, no traceback, non-zero exit."""
+import difflib
 import functools
 import json
 import sys
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TypeVar
 
 from allennlp.common.checks import ConfigurationError
 
@@ -23,6 +24,41 @@ def first_line(error: BaseException) -> str:
     """The first non-empty line of an exception's message (library errors can be long)."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def closest_names(word: str, names: Sequence[str]) -> List[str]:
+    """The ``names`` closest to a mistyped ``word`` (difflib's ratio, at least 0.6): the best one and
+    any within 0.05 of it, best first; empty when none is close.
+
+    Example::
+
+        >>> closest_names("--n-trails", ["--n-trials", "--max-trials", "--timeout"])
+        ['--n-trials']
+    """
+    scored = sorted(((difflib.SequenceMatcher(None, word, name).ratio(), name) for name in set(names)),
+                    key=lambda pair: (-pair[0], pair[1]))
+    close = [(ratio, name) for ratio, name in scored if ratio >= 0.6]
+    return [name for ratio, name in close if ratio >= close[0][0] - 0.05] if close else []
+
+
+def did_you_mean(unknown: Sequence[str], known: Sequence[str], other_names: Optional[Mapping[str, str]] = None) -> str:
+    """``did you mean --n-trials?``: the ``known`` names closest to each ``unknown`` one (:func:`closest_names`);
+    with several unknown names, each hint says which one it is for; empty when none is close.
+
+    Args:
+        unknown: the names not known.
+        known: the names that are.
+        other_names: known names that other tools spell differently (``--sampler`` → ``--optuna-param-path``).
+    """
+    hints: Dict[str, str] = {}
+    for name in unknown:
+        other = (other_names or {}).get(name)
+        close = [other] if other in known else closest_names(name, known)
+        if close:
+            hints[name] = " or ".join(close)
+    if len(hints) > 1:
+        return f"did you mean {', '.join(f'{close} (for {name})' for name, close in hints.items())}?"
+    return f"did you mean {next(iter(hints.values()))}?" if hints else ""
 
 
 def read_json_file(path: str, description: str) -> Any:

@@ -28,6 +28,7 @@ DIRECTIONS = ("minimize", "maximize")
 _MINIMIZED_WORDS = {"loss", "perplexity", "ppl", "error", "err", "mse", "mae", "rmse", "wer", "cer",
                     # keys that earlier versions could not read (durations are strings, num_parameters new)
                     "duration", "parameters"}
+_MAXIMIZED_WORDS = {"accuracy", "acc", "f1", "fscore", "precision", "recall", "auc", "bleu", "rouge"}
 _DURATION = re.compile(r"^(?:(\d+) days?, )?(\d+):(\d\d):(\d\d(?:\.\d+)?)$")
 
 
@@ -50,8 +51,32 @@ def infer_direction(metric: str) -> str:
         >>> infer_direction("num_parameters"), infer_direction("training_duration")
         ('minimize', 'minimize')
     """
-    words = re.split(r"[^a-z0-9]+", metric.lower())
-    return "minimize" if _MINIMIZED_WORDS.intersection(words) else "maximize"
+    return named_direction(metric) or "maximize"
+
+
+def named_direction(metric: str) -> Optional[str]:
+    """The direction a key's name says: ``"minimize"`` for a loss, error, duration or size, ``"maximize"``
+    for an accuracy, F1, precision, recall, AUC, BLEU or ROUGE; ``None`` when the name does not say.
+
+    Example::
+
+        >>> named_direction("best_validation_loss"), named_direction("validation_f1"), named_direction("score")
+        ('minimize', 'maximize', None)
+    """
+    words = set(re.split(r"[^a-z0-9]+", metric.lower()))
+    if _MINIMIZED_WORDS & words:
+        return "minimize"
+    return "maximize" if _MAXIMIZED_WORDS & words else None
+
+
+def contradicted_directions(objectives: "Objectives") -> List[str]:
+    """A line for each key whose ``--direction`` goes against what its name says (``maximize`` a loss)."""
+    return [
+        f"--direction {direction} for {key}, whose name says {'lower' if direction == 'maximize' else 'higher'} "
+        "is better: the study will look for its worst values"
+        for key, direction in zip(objectives.keys, objectives.directions)
+        if named_direction(key) not in (None, direction)
+    ]
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,9 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Type, Union
 
 from allennlp.common.checks import ConfigurationError
 
+from allennlp_optuna.core.errors import did_you_mean
 from allennlp_optuna.study.constraints import ConstraintError, Constraints
-from allennlp_optuna.study.objectives import ObjectiveError, Objectives
+from allennlp_optuna.study.objectives import ObjectiveError, Objectives, contradicted_directions
 from allennlp_optuna.study.repeats import RepeatPlan
 from allennlp_optuna.study.storage import DEFAULT_STORAGE, default_study_name
 
@@ -148,7 +149,8 @@ class TuneSettings:
         """
         unknown = sorted(set(options) - set(option_names()))
         if unknown:
-            raise TypeError(f"unknown option(s) of tune: {', '.join(unknown)}")
+            hint = did_you_mean(unknown, option_names())
+            raise TypeError(f"unknown option(s) of tune: {', '.join(unknown)}{'; ' + hint if hint else ''}")
         options = {name: tuple(value) if name in _SEQUENCES and value is not None else value
                    for name, value in options.items()}
         _check_counts(options)
@@ -203,6 +205,8 @@ def parse_objectives(metrics: Optional[str], direction: Optional[str]) -> Object
     if direction is None:
         logger.info("Direction inferred from %r: %s (set --direction to change it).", objectives.metrics,
                     objectives.direction)
+    for contradiction in contradicted_directions(objectives):
+        logger.warning("%s.", contradiction)
     return objectives
 
 

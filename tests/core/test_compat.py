@@ -3,8 +3,10 @@
 Each assertion names the library and its version: when a new Optuna or AllenNLP release moves an
 internal, this file says which one, before a study breaks in the middle of a run.
 """
+import argparse
 import logging
 import os
+import sys
 from pathlib import Path
 
 import optuna
@@ -75,10 +77,30 @@ def test_enqueued_trials_are_recognised() -> None:
     study = optuna.create_study()
     study.enqueue_trial({"x": 1.0})
     study.optimize(lambda trial: trial.suggest_float("x", 0, 2), n_trials=2)
+    study.enqueue_trial({"x": 0.5})
 
-    enqueued, sampled = study.trials
+    enqueued, sampled, waiting = study.trials
     assert compat.enqueued_by_optuna(enqueued), f"{OPTUNA}: enqueued trials no longer carry 'fixed_params'"
     assert not compat.enqueued_by_optuna(sampled)
+    assert compat.enqueued_params(waiting) == {"x": 0.5}, f"{OPTUNA}: 'fixed_params' no longer holds the values"
+
+
+def test_a_grid_samplers_grid_is_readable() -> None:
+    sampler = optuna.samplers.GridSampler({"lr": [0.1, 0.01], "optimizer": ["adam"]})
+
+    assert compat.sampler_grid(sampler) == {"lr": [0.1, 0.01], "optimizer": ["adam"]}, (
+        f"{OPTUNA}: GridSampler._search_space changed"
+    )
+
+
+def test_a_parsers_options_are_listed() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-s", "--serialization-dir")
+    parser.add_argument("config")
+
+    assert compat.option_strings(parser) == ["--help", "--serialization-dir", "-h", "-s"], (
+        f"Python {sys.version_info[:2]}: ArgumentParser._option_string_actions changed"
+    )
 
 
 def test_the_retry_callback_and_its_storage_argument_exist(tmp_path: Path) -> None:

@@ -38,5 +38,5 @@ def test_every_option_of_the_command_line_reaches_the_settings() -> None:
 
 
 def test_an_option_tune_does_not_have_is_refused_by_name() -> None:
-    with pytest.raises(TypeError, match="unknown option\\(s\\) of tune: n_trails"):
+    with pytest.raises(TypeError, match="^unknown option\\(s\\) of tune: n_trails; did you mean n_trials\\?$"):
         TuneSettings.parse("c.jsonnet", "h.json", "result", n_trails=3)
