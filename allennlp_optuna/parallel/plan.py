@@ -72,6 +72,11 @@ def plan_workers(
     """
     if devices_per_trial < 1:
         raise ConfigurationError(f"--devices-per-trial must be at least 1, got {devices_per_trial}")
+    if devices_per_trial > 1 and not devices:
+        raise ConfigurationError(
+            f"--devices-per-trial {devices_per_trial} takes effect only with --devices; list the GPUs to split "
+            f"between the workers, e.g. --devices {','.join(map(str, range(devices_per_trial)))}"
+        )
     if devices:
         devices = list(devices)
         if len(set(devices)) != len(devices):
@@ -83,6 +88,7 @@ def plan_workers(
                 f"--devices {','.join(map(str, devices))} holds {fitting} worker(s) of {devices_per_trial} GPU(s) "
                 f"each, but --n-workers {n_workers} was asked for; list more devices or lower --n-workers"
             )
+        _warn_about_idle_devices(devices, n_workers * devices_per_trial)
         return [
             WorkerPlan(i, devices[i * devices_per_trial : (i + 1) * devices_per_trial]) for i in range(n_workers)
         ]
@@ -93,6 +99,14 @@ def plan_workers(
         return [WorkerPlan(0)]
     cpus = cpu_count or len(os.sched_getaffinity(0))
     return [WorkerPlan(i, torch_threads=max(1, cpus // n_workers)) for i in range(n_workers)]
+
+
+def _warn_about_idle_devices(devices: Sequence[int], used: int) -> None:
+    if used < len(devices):
+        logger.warning(
+            "--devices %s: the workers train on GPU(s) %s; GPU(s) %s stay idle.",
+            ",".join(map(str, devices)), ",".join(map(str, devices[:used])), ",".join(map(str, devices[used:])),
+        )
 
 
 def with_overrides(overrides: Union[str, Dict[str, Any]], extra: Dict[str, Any]) -> Union[str, Dict[str, Any]]:

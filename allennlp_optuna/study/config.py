@@ -10,7 +10,7 @@ import logging
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import _jsonnet
 from allennlp.common import Params
@@ -117,9 +117,8 @@ def check_config(
     """
     if not os.path.isfile(config_file):
         raise ConfigurationError(f"config file {config_file} does not exist")
-    environment = environment_variables()
-    sampled = {**ext_vars_for(search_space.example_values()), **(extra_ext_vars or {})}
-    ext_vars = {**environment, **sampled}
+    sampled = example_ext_vars(search_space, extra_ext_vars)
+    ext_vars = {**environment_variables(), **sampled}
 
     missing, error = _undefined_ext_vars(config_file, ext_vars)
     if missing:
@@ -134,7 +133,7 @@ def check_config(
         )
     check_is_object(config_file, _jsonnet.evaluate_file(str(config_file), ext_vars=ext_vars))
 
-    unused = _unread_names(config_file, ext_vars, search_space.names)
+    unused = unread_ext_vars(config_file, sampled, search_space.names)
     for name in unused:
         logger.warning(
             "Search-space hyperparameter %r is never read by %s (no std.extVar(%r)); "
@@ -163,8 +162,15 @@ def _undefined_ext_vars(config_file: str, ext_vars: Dict[str, str]) -> Tuple[Lis
     return missing, error
 
 
-def _unread_names(config_file: str, ext_vars: Dict[str, str], names: List[str]) -> List[str]:
-    """The ``names`` the config never reads: it still evaluates without them."""
+def example_ext_vars(search_space: SearchSpace, extra_ext_vars: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+    """The ext vars a config is checked with: one in-range value per hyperparameter, and ``extra_ext_vars``."""
+    return {**ext_vars_for(search_space.example_values()), **(extra_ext_vars or {})}
+
+
+def unread_ext_vars(config_file: str, ext_vars: Mapping[str, str], names: Sequence[str]) -> List[str]:
+    """The ``names`` the config never reads when it is evaluated with the environment and ``ext_vars``:
+    it still evaluates without them."""
+    ext_vars = {**environment_variables(), **ext_vars}
 
     def without(name: str) -> Optional[str]:
         return _evaluate(config_file, {k: v for k, v in ext_vars.items() if k != name})

@@ -12,8 +12,22 @@ from typing import Dict, Optional, Sequence
 from allennlp.common.checks import ConfigurationError
 
 from allennlp_optuna.core.errors import first_line
+from allennlp_optuna.study.config import example_ext_vars, unread_ext_vars
 from allennlp_optuna.study.repeats import RepeatPlan
 from allennlp_optuna.study.search_space import SearchSpace
+
+
+def check_named(path: str, flag: str, what: str, example: str) -> None:
+    """Refuse an empty path (``-s ''``, ``-o ''``), which would name the current directory or nothing.
+
+    Args:
+        path: the path given.
+        flag: the option that gave it, e.g. ``--serialization-dir``.
+        what: what it names, e.g. ``directory``.
+        example: how the option is used, e.g. ``-s result``.
+    """
+    if not path.strip():
+        raise ConfigurationError(f"{flag} is empty; name a {what}, e.g. {example}")
 
 
 def check_serialization_dir(path: str, nonempty_advice: Optional[str] = None) -> None:
@@ -24,8 +38,7 @@ def check_serialization_dir(path: str, nonempty_advice: Optional[str] = None) ->
         nonempty_advice: refuse a directory that holds files too, with this advice (``retrain``'s
             ``pass -f to overwrite it or -r to resume its training``); ``None`` accepts one.
     """
-    if not path:
-        raise ConfigurationError("--serialization-dir is empty; name a directory, e.g. -s result")
+    check_named(path, "--serialization-dir", "directory", "-s result")
     if os.path.exists(path) and not os.path.isdir(path):
         raise ConfigurationError(f"--serialization-dir {path} is a file, not a directory")
     existing = _nearest_existing(path)
@@ -90,11 +103,16 @@ def check_devices(devices: Optional[Sequence[int]], visible: Optional[int] = Non
     )
 
 
+OUTPUT_EXAMPLES = {"-o/--output": "report.html", "--csv": "trials.csv", "--output-file": "best_config.json"}
+"""How each output file option is used, for the message when it is empty."""
+
+
 def check_output_file(path: str, flag: str) -> None:
     """Refuse an output file (``--output-file``, ``tune-report -o``/``--csv``) that cannot be written.
 
     Checked before anything is written, so that one bad path leaves no other output behind.
     """
+    check_named(path, flag, "file", f"{flag.split('/')[-1]} {OUTPUT_EXAMPLES.get(flag, 'out.json')}")
     if os.path.isdir(path):
         raise ConfigurationError(f"{flag} {path} is a directory; name a file")
     directory = os.path.dirname(os.path.abspath(path))
@@ -104,12 +122,20 @@ def check_output_file(path: str, flag: str) -> None:
         raise ConfigurationError(f"cannot write {flag} {path}: {directory} is not writable")
 
 
-def check_repeat_variable(repeats: RepeatPlan, search_space: SearchSpace) -> Dict[str, str]:
-    """The ``--repeat`` variable's first value as an ext var; refuse one the search space also samples."""
+def check_repeat_variable(repeats: RepeatPlan, search_space: SearchSpace, config_file: str) -> Dict[str, str]:
+    """The ``--repeat`` variable's first value as an ext var; refuse one the search space also samples, or
+    one the config never reads (every run of a trial would train the same)."""
     extra = repeats.extra_ext_vars
     clash = sorted(set(extra) & set(search_space.names))
     if clash:
         raise ConfigurationError(
             f"--repeat varies {clash[0]!r}, which the search space also samples; repeat another std.extVar"
+        )
+    variable = repeats.variable
+    if variable is not None and unread_ext_vars(config_file, example_ext_vars(search_space, extra), [variable]):
+        raise ConfigurationError(
+            f"--repeat {repeats.repeat}: {config_file} never reads std.extVar({variable!r}), so the "
+            f"{len(repeats.values)} runs of a trial would train the same; read it in the config (a data path per "
+            f"fold, say), or use --seeds {len(repeats.values)} for runs that differ by seed"
         )
     return extra

@@ -22,10 +22,16 @@ from typing import Any, Dict, List, Mapping, Optional
 import optuna
 from allennlp.common.checks import ConfigurationError
 
-from allennlp_optuna.core.compat import sampler_constraint_arguments, sampler_uses_constraints
+from allennlp_optuna.core.compat import (
+    distribution_contains,
+    sampler_constraint_arguments,
+    sampler_grid,
+    sampler_uses_constraints,
+)
 from allennlp_optuna.core.errors import read_json_file
 from allennlp_optuna.core.typed_entries import is_typed_entry, keyword_arguments, unknown_attributes
 from allennlp_optuna.study.constraints import Constraints, ConstraintViolations
+from allennlp_optuna.study.search_space import SearchSpace
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +153,52 @@ def with_default_sampler(
     if optuna_settings.sampler is None and (multi_objective or sampler_arguments):
         return replace(optuna_settings, sampler=optuna.samplers.TPESampler(**(sampler_arguments or {})))
     return optuna_settings
+
+
+def check_sampler_fits(sampler: Optional[optuna.samplers.BaseSampler], search_space: SearchSpace, source: str) -> None:
+    """Refuse a sampler that cannot sample the search space, which Optuna would report in the first trial.
+
+    A ``GridSampler``'s grid must give values for every hyperparameter, no other parameter (its
+    grid points would train the same config), and values inside the search space. A
+    ``BruteForceSampler`` tries every value: each float needs a ``step``.
+
+    Args:
+        sampler: the sampler of the ``--optuna-param-path`` file (``None``: Optuna's default).
+        search_space: the hyperparameters each trial samples.
+        source: the ``--optuna-param-path`` file, for the message.
+    """
+    distributions = {h.name: h.distribution for h in search_space.hyperparameters}
+    if isinstance(sampler, optuna.samplers.BruteForceSampler):
+        for name, distribution in distributions.items():
+            if isinstance(distribution, optuna.distributions.FloatDistribution) and distribution.step is None:
+                raise ConfigurationError(
+                    f"{source}: sampler: BruteForceSampler tries every value, but {name} is a float without a step "
+                    f"({distribution}); give it a step or choose another sampler"
+                )
+    if isinstance(sampler, optuna.samplers.GridSampler):
+        _check_grid(sampler_grid(sampler), distributions, f"{source}: sampler: GridSampler's")
+
+
+def _check_grid(grid: Mapping[str, List[Any]], distributions: Mapping[str, Any], where: str) -> None:
+    missing = [name for name in distributions if name not in grid]
+    if missing:
+        raise ConfigurationError(
+            f"{where} search_space has no values for {', '.join(missing)}; list every hyperparameter of the "
+            "search space with its values"
+        )
+    extra = sorted(set(grid) - set(distributions))
+    if extra:
+        raise ConfigurationError(
+            f"{where} search_space lists {', '.join(extra)}, which the search space does not sample (its grid "
+            "points would train the same config); remove it"
+        )
+    for name, values in grid.items():
+        outside = [value for value in values if not distribution_contains(distributions[name], value)]
+        if outside:
+            raise ConfigurationError(
+                f"{where} value {name}={json.dumps(outside[0])} is outside the search space "
+                f"({distributions[name]}); change the value or widen the range"
+            )
 
 
 def class_name(component: Any, default: str) -> str:

@@ -31,6 +31,44 @@ def engine_options(storage: str) -> Optional[Dict[str, Any]]:
     return None
 
 
+def check_storage_url(storage: str, tuning: bool = True) -> None:
+    """Refuse an in-memory SQLite ``--storage`` (``sqlite:///:memory:``, ``sqlite://``), naming the storage to use.
+
+    A study in an in-memory database lives in one connection of one process: the console, worker
+    processes, the pruning callback and the commands that read the study later (``best-params``,
+    ``retrain``, ``tune-report``) could not open it, so ``tune`` refuses it and says which storage
+    to use; for those commands it is an empty database. Other URLs are checked by opening them
+    (:func:`open_storage`).
+
+    Args:
+        storage: the ``--storage`` URL.
+        tuning: for ``tune`` (the study would be created there), else for a command that reads a study.
+    """
+    scheme, _, location = storage.partition("://")
+    if scheme.split("+", 1)[0] != "sqlite" or not _in_memory(location):
+        return
+    if tuning:
+        raise ConfigurationError(
+            f"--storage {storage} keeps the study in memory, where no other connection or process can open it "
+            "(the console, workers, best-params, retrain, tune-report); use a file, e.g. --storage "
+            "sqlite:///study.db, or PostgreSQL or MySQL to share it between machines"
+        )
+    raise ConfigurationError(
+        f"--storage {storage} is an in-memory database, empty in every new process; pass the --storage that "
+        "allennlp tune used"
+    )
+
+
+def _in_memory(location: str) -> bool:
+    """Whether an SQLite URL's part after ``sqlite://`` opens an in-memory database: no file (and no host,
+    which SQLAlchemy refuses), ``:memory:``, or an SQLite URI asking for memory."""
+    host, _, database = location.partition("/")
+    database = database.split("?", 1)[0]
+    if not database:
+        return not host
+    return database == ":memory:" or database.startswith("file::memory:") or "mode=memory" in location
+
+
 def open_storage(storage: str) -> optuna.storages.BaseStorage:
     """Open a storage URL, turning connection problems into one ``ConfigurationError`` line.
 
@@ -54,6 +92,7 @@ def load_existing_study(study_name: Optional[str], storage: str) -> optuna.Study
     Unknown names list the studies that do exist. A missing SQLite file is an error rather
     than a new empty database.
     """
+    check_storage_url(storage, tuning=False)
     check_sqlite_file_exists(storage)
     rdb = open_storage(storage)
     names = study_names(rdb)
@@ -78,6 +117,19 @@ def read_study(study_name: Optional[str], storage: str) -> StoredStudy:
 
 def check_sqlite_file_exists(storage: str) -> None:
     """Refuse an ``sqlite:///`` URL whose file does not exist (opening it would create it)."""
+    missing = missing_sqlite_file(storage)
+    if missing is not None:
+        found = studies_below(os.getcwd())
+        advice = (
+            f"studies found below {os.getcwd()}: {'; '.join(found)}; pass the one you mean with --study-name and --storage"
+            if found else "pass the --storage that allennlp tune used"
+        )
+        raise ConfigurationError(f"storage {storage} does not exist: no file {missing}; {advice}")
+
+
+def missing_sqlite_file(storage: str) -> Optional[str]:
+    """The absolute path of an ``sqlite:///`` URL's file when there is no such file yet (opening the
+    storage would create it); else ``None``."""
     # SQLAlchemy takes a quarter of a second to import; only commands that read a study need it.
     from sqlalchemy.engine.url import make_url
     from sqlalchemy.exc import ArgumentError
@@ -85,17 +137,11 @@ def check_sqlite_file_exists(storage: str) -> None:
     try:
         url = make_url(storage)
     except ArgumentError:
-        return  # open_storage reports malformed URLs
+        return None  # open_storage reports malformed URLs
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         if not os.path.isfile(url.database):
-            found = studies_below(os.getcwd())
-            advice = (
-                f"studies found below {os.getcwd()}: {'; '.join(found)}; pass the one you mean with --study-name and --storage"
-                if found else "pass the --storage that allennlp tune used"
-            )
-            raise ConfigurationError(
-                f"storage {storage} does not exist: no file {os.path.abspath(url.database)}; {advice}"
-            )
+            return os.path.abspath(url.database)
+    return None
 
 
 STORAGE_SUFFIXES = (".db", ".sqlite", ".sqlite3")

@@ -30,7 +30,8 @@ from allennlp_optuna.output.best_params import describe_trial
 from allennlp_optuna.trial.choose import chosen_trial, require_best_trial
 from allennlp_optuna.study.config import resolved_config, write_config
 from allennlp_optuna.study.objectives import NUM_PARAMETERS
-from allennlp_optuna.study.preflight import check_serialization_dir
+from allennlp_optuna.study.data_paths import check_data_paths
+from allennlp_optuna.study.preflight import check_named, check_serialization_dir
 from allennlp_optuna.study.record import StoredStudy
 from allennlp_optuna.study.repeats import Run
 from allennlp_optuna.trial.callbacks.parameter_count import with_parameter_count
@@ -50,6 +51,7 @@ def check_retrain_dir(serialization_dir: str, stored: StoredStudy, recover: bool
     """
     if recover and force:
         raise ConfigurationError("-f/--force and -r/--recover exclude each other; pass one")
+    check_named(serialization_dir, "--serialization-dir", "directory", "-s best_model")
     target = os.path.abspath(serialization_dir)
     for trial in stored.trials():
         trial_dir = trial.user_attrs.get(SERIALIZATION_DIR_ATTR)
@@ -118,6 +120,7 @@ def retrain_trial(
     check_retrain_dir(serialization_dir, stored, recover, force)
     _warn_about_another_config(stored, config_file)
     config, run = trial_config(config_file, stored, trial, overrides, run_index)
+    check_data_paths(config)
     params = Params(config)
     if NUM_PARAMETERS in (*stored.objectives.keys, *stored.constraints.keys):
         params = with_parameter_count(params)  # so that metrics.json compares with the trial's
