@@ -9,12 +9,14 @@
 """
 import os
 from dataclasses import dataclass
-from typing import Any, List
+from typing import Any, List, Sequence
 
 import optuna
 from allennlp.common.checks import ConfigurationError
+from optuna.trial import FrozenTrial, TrialState
 
 from allennlp_optuna.core.compat import no_trial_traceback_for
+from allennlp_optuna.core.trial_attrs import OVER_BUDGET_ATTR
 from allennlp_optuna.output.console import StudyDescription, study_console
 from allennlp_optuna.core.trial_attrs import REPORT_FILE
 from allennlp_optuna.output.report import ReportWriter
@@ -24,10 +26,13 @@ from allennlp_optuna.parallel.workers import run_workers, runs_in_this_process
 from allennlp_optuna.study.settings import ARCHIVE_BEST, TuneSettings
 from allennlp_optuna.study.config import check_config, check_overrides, load_params
 from allennlp_optuna.study.enqueue import EnqueuedValues, read_enqueued_values
+from allennlp_optuna.study.data_paths import check_study_data
 from allennlp_optuna.study.preflight import check_devices, check_repeat_variable, check_serialization_dir, import_packages
-from allennlp_optuna.study.samplers import OptunaSettings, class_name, plan_sampler
+from allennlp_optuna.study.record import failure_line
+from allennlp_optuna.study.samplers import OptunaSettings, check_sampler_fits, class_name, plan_sampler
 from allennlp_optuna.study.search_space import SearchSpace
 from allennlp_optuna.study.setup import open_study
+from allennlp_optuna.study.storage import check_storage_url
 from allennlp_optuna.trial.archive import archive_best_trial
 from allennlp_optuna.study.objectives import monitored_metric
 from allennlp_optuna.trial.callbacks.pruning import plan_pruning
@@ -57,16 +62,20 @@ class StudyPlan:
 
 
 def plan_study(settings: TuneSettings) -> StudyPlan:
-    """Read and check every input file, before any study is opened and any trial trains."""
+    """Read and check every input (the storage, the files, every data path of every run), before any
+    study is opened and any trial trains."""
     training = settings.training
+    check_storage_url(settings.storage)
     workers = plan_workers(settings.n_workers, settings.devices, settings.devices_per_trial)
     check_devices(settings.devices)
     search_space = SearchSpace.from_file(settings.search_space_file)
     optuna_settings = plan_sampler(settings.optuna_param_path, training.objectives.is_multi, training.constraints)
+    check_sampler_fits(optuna_settings.sampler, search_space, str(settings.optuna_param_path))
     import_packages(training.include_package)
-    repeat_vars = check_repeat_variable(training.repeats, search_space)
+    repeat_vars = check_repeat_variable(training.repeats, search_space, training.config_file)
     check_config(training.config_file, search_space, repeat_vars)
     check_overrides(training.overrides)
+    check_study_data(training.config_file, search_space, training.repeats, training.overrides)
     enqueued = [read_enqueued_values(path, search_space) for path in settings.enqueue_trial]
     example_params = load_params(training.config_file, {**search_space.example_values(), **repeat_vars}, training.overrides)
     add_pruning_callback = plan_pruning(
@@ -113,11 +122,32 @@ def tune_study(settings: TuneSettings) -> optuna.Study:
 
     Returns:
         The study, with this run's trials added.
+
+    Raises:
+        ConfigurationError: also when this run's trials all failed (``--skip-exception`` recorded
+            them and went on) and none finished.
     """
     plan = plan_study(settings)
-    study = open_study(settings, plan.optuna_settings, plan.enqueued)
+    study = open_study(settings, plan.optuna_settings, plan.enqueued, plan.search_space)
+    earlier = {t.number for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING}
     run_study(study, settings, plan)
+    check_a_trial_finished([t for t in study.get_trials(deepcopy=False) if t.number not in earlier])
     return study
+
+
+def check_a_trial_finished(trials: Sequence[FrozenTrial]) -> None:
+    """Refuse a run whose trials all failed: nothing was learned, though ``--skip-exception`` went on.
+
+    Trials that lost the race for ``--max-trials`` never ran and do not count. The study holds
+    no result, so the same command continues it once the mistake is fixed
+    (see :mod:`~allennlp_optuna.study.setup`).
+    """
+    ran = [t for t in trials if t.state.is_finished() and OVER_BUDGET_ATTR not in t.user_attrs]
+    if ran and all(t.state == TrialState.FAIL for t in ran):
+        raise ConfigurationError(
+            f"no trial finished: all {len(ran)} trial(s) of this run failed (trial {ran[-1].number}: "
+            f"{failure_line(ran[-1])}); fix that and run the same command again to continue the study"
+        )
 
 
 def tune(config_file: str, search_space_file: str, serialization_dir: str, **options: Any) -> optuna.Study:

@@ -41,7 +41,8 @@ from allennlp_optuna.study.preflight import import_packages
 from allennlp_optuna.study.settings import TuneSettings
 from allennlp_optuna.parallel.start_method import safe_context
 from allennlp_optuna.study.samplers import OptunaSettings
-from allennlp_optuna.core.trial_attrs import FAIL_REASON_ATTR, STUDY_ERROR_ATTR
+from allennlp_optuna.core.trial_attrs import STUDY_ERROR_ATTR
+from allennlp_optuna.study.record import failure_line
 from allennlp_optuna.parallel.plan import WorkerPlan
 from allennlp_optuna.parallel.signals import ending_cleanly, interruptible, descendants
 from allennlp_optuna.parallel.loop import open_worker_study, deadline_of, run_trials
@@ -269,16 +270,14 @@ def _supervise(study: optuna.Study, workers: Dict[int, Any], restart: Callable[[
 def user_error_of(study: optuna.Study) -> ConfigurationError:
     """The error that stopped a worker on a problem the user can fix, rebuilt from the study.
 
-    The worker exits quietly; its last failed trial says why: a study-wide error's message, or
-    the last line of the trial's ``fail_reason`` traceback.
+    The worker exits quietly; its last failed trial says why (:func:`~allennlp_optuna.study.record.failure_line`):
+    a study-wide error's message, or the last line of the trial's ``fail_reason`` traceback.
     """
     failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
     for trial in reversed(failed):
         if STUDY_ERROR_ATTR in trial.user_attrs:
-            return StudyError(str(trial.user_attrs[STUDY_ERROR_ATTR]))
-    reason = str(failed[-1].user_attrs.get(FAIL_REASON_ATTR, "")).strip() if failed else ""
-    last_line = reason.splitlines()[-1] if reason else "a worker stopped on a configuration error"
-    return ConfigurationError(last_line.split(": ", 1)[-1] if last_line.startswith("allennlp.") else last_line)
+            return StudyError(failure_line(trial))
+    return ConfigurationError(failure_line(failed[-1]) if failed else "a worker stopped on a configuration error")
 
 
 def worker_context() -> Any:

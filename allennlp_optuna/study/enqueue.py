@@ -16,9 +16,9 @@ from typing import Any, Dict, Optional, Sequence
 
 import optuna
 from allennlp.common.checks import ConfigurationError
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
-from allennlp_optuna.core.compat import distribution_contains, enqueued_by_optuna
+from allennlp_optuna.core.compat import distribution_contains, enqueued_by_optuna, enqueued_params
 from allennlp_optuna.core.errors import read_json_file
 from allennlp_optuna.study.search_space import SearchSpace
 from allennlp_optuna.core.trial_attrs import ENQUEUED_ATTR
@@ -67,14 +67,24 @@ def read_enqueued_values(path: str, search_space: SearchSpace) -> EnqueuedValues
     return EnqueuedValues(source=path, params=ordered)
 
 
-def enqueue_trials(study: optuna.Study, values: Sequence[EnqueuedValues]) -> None:
-    """Queue one trial per values file, in order; a resumed study does not run them twice."""
+def enqueue_trials(study: optuna.Study, values: Sequence[EnqueuedValues], after_failures: bool = False) -> None:
+    """Queue one trial per values file, in order; a resumed study does not run them twice.
+
+    Args:
+        study: the study.
+        values: the ``--enqueue-trial`` files' values.
+        after_failures: the study is continued after all its trials failed: values whose trial
+            failed are queued again (unless a trial with them is still queued).
+    """
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,)) if after_failures else []
+    queued = [enqueued_params(trial) for trial in waiting]
     for entry in values:
-        study.enqueue_trial(
-            entry.params,
-            user_attrs={ENQUEUED_ATTR: os.path.basename(entry.source)},
-            skip_if_exists=True,
-        )
+        if entry.params not in queued:
+            study.enqueue_trial(
+                entry.params,
+                user_attrs={ENQUEUED_ATTR: os.path.basename(entry.source)},
+                skip_if_exists=not after_failures,
+            )
 
 
 def enqueued_from(trial: FrozenTrial) -> Optional[str]:

@@ -22,7 +22,15 @@ from typing import List, Optional, Sequence
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from allennlp_optuna.core.trial_attrs import CONFIG_ATTR, CONSTRAINTS_ATTR, METRIC_ATTR, REPEATS_ATTR, SERIALIZATION_DIR_ATTR
+from allennlp_optuna.core.trial_attrs import (
+    CONFIG_ATTR,
+    CONSTRAINTS_ATTR,
+    FAIL_REASON_ATTR,
+    METRIC_ATTR,
+    REPEATS_ATTR,
+    SERIALIZATION_DIR_ATTR,
+    STUDY_ERROR_ATTR,
+)
 from allennlp_optuna.study.constraints import Constraints
 from allennlp_optuna.study.objectives import Objectives, non_dominated, split_keys
 from allennlp_optuna.study.repeats import RepeatPlan
@@ -35,6 +43,16 @@ def candidates(trials: Sequence[FrozenTrial], constraints: Constraints) -> List[
         if t.state == TrialState.COMPLETE and t.values is not None
         and not any(math.isnan(v) for v in t.values) and constraints.is_feasible(t)
     ]
+
+
+def failure_line(trial: FrozenTrial) -> str:
+    """Why a FAIL trial failed, in one line: the study-wide error's message, or the last line of its
+    ``fail_reason`` traceback (an AllenNLP error's message without its class, as the commands print it)."""
+    if STUDY_ERROR_ATTR in trial.user_attrs:
+        return str(trial.user_attrs[STUDY_ERROR_ATTR])
+    reason = str(trial.user_attrs.get(FAIL_REASON_ATTR, "")).strip()
+    last_line = reason.splitlines()[-1] if reason else "a worker stopped on a configuration error"
+    return last_line.split(": ", 1)[-1] if last_line.startswith("allennlp.") else last_line
 
 
 def best_trial(trials: Sequence[FrozenTrial], objectives: Objectives, constraints: Constraints) -> Optional[FrozenTrial]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from allennlp.common.checks import ConfigurationError
 from optuna.trial import TrialState
 
 from allennlp_optuna.study.config import ext_var_value
@@ -211,11 +212,11 @@ def test_a_failing_trial_is_recorded_and_skip_exception_goes_on(workdir: Path, s
             entry["attributes"]["choices"] = ["no_such_optimizer"]
     hparams = write_json(workdir / "hparams.json", entries)
 
-    study = tune(
-        str(CONFIG), str(hparams), str(workdir / "result"), storage=storage, n_trials=2, skip_exception=True
-    )
+    with pytest.raises(ConfigurationError, match=r"^no trial finished: all 2 trial\(s\) of this run failed"):
+        tune(str(CONFIG), str(hparams), str(workdir / "result"), storage=storage, n_trials=2, skip_exception=True)
 
-    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]
+    study = optuna.load_study(study_name="classifier", storage=storage)
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]  # the second ran after the first failed
     for trial in study.trials:
         assert "no_such_optimizer" in trial.user_attrs["fail_reason"]
         assert "ConfigurationError" in trial.user_attrs["fail_reason"]
