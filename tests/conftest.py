@@ -1,4 +1,5 @@
 """Shared fixtures: the tiny classifier config, its search space, and ways to run the CLI."""
+import hashlib
 import json
 import logging
 import os
@@ -6,7 +7,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import optuna
 import pytest
@@ -76,6 +77,29 @@ def storage_error(url: str) -> str:
     raise AssertionError(f"{url} opened")
 
 
+Snapshot = Tuple[Dict[str, str], Dict[str, Any]]
+
+
+def snapshot(*roots: Path, storage: str) -> Snapshot:
+    """What a refused command must leave as it was: every file under ``roots`` (its content hash; of an SQLite
+    database, which opening it may touch, that it is there), and every study of ``storage`` (its directions,
+    user attributes and trials)."""
+    files = {
+        str(path): "database" if path.suffix == ".db" else hashlib.sha256(path.read_bytes()).hexdigest()
+        for root in roots
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+    studies = {
+        summary.study_name: (
+            [d.name for d in study.directions], study.user_attrs, [(t.number, t.state.name, t.values) for t in study.trials]
+        )
+        for summary in optuna.get_all_study_summaries(storage)
+        for study in [optuna.load_study(study_name=summary.study_name, storage=storage)]
+    }
+    return files, studies
+
+
 def write_json(path: Path, content: object) -> Path:
     path.write_text(json.dumps(content))
     return path
@@ -84,6 +108,13 @@ def write_json(path: Path, content: object) -> Path:
 def read_json(path: Path) -> Dict:
     with open(path, encoding="utf-8") as file:
         return json.load(file)
+
+
+METRIC_CHOICES = (
+    "best_epoch, best_validation_accuracy, best_validation_loss, epoch, peak_worker_0_memory_MB, training_accuracy, "
+    "training_loss, training_worker_0_memory_MB, validation_accuracy, validation_loss"
+)
+"""The numeric keys of a trial's metrics after the first epoch of CONFIG, as the --metrics check lists them."""
 
 
 VALIDATION_KEYS = ("best_epoch", "best_validation_accuracy", "best_validation_loss", "validation_loss")

@@ -6,7 +6,7 @@ from typing import List
 import optuna
 import pytest
 
-from tests.conftest import CONFIG, HPARAMS, assert_command_refused, read_json, run_cli, write_json
+from tests.conftest import CONFIG, HPARAMS, METRIC_CHOICES, assert_command_refused, read_json, run_cli, write_json
 
 LR = {"type": "float", "attributes": {"name": "lr", "low": 0.01, "high": 0.1}}
 
@@ -180,12 +180,6 @@ def test_bad_optuna_settings_are_refused(case: str, workdir: Path, capsys: pytes
 
     assert_refused(result, message.format(path=path))
     assert not (workdir / "study.db").exists()
-
-
-METRIC_CHOICES = (
-    "best_epoch, best_validation_accuracy, best_validation_loss, epoch, peak_worker_0_memory_MB, training_accuracy, "
-    "training_loss, training_worker_0_memory_MB, validation_accuracy, validation_loss"
-)
 
 
 @pytest.mark.parametrize("skip_exception", [False, True], ids=["", "--skip-exception"])

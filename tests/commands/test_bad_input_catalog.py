@@ -4,15 +4,13 @@ Each case runs one command line in a directory holding a finished study and user
 checks the exact message, that no traceback was printed, and that every file (the study's trial
 directories, the user's files) and every trial of the study is as it was.
 """
-import hashlib
 import shutil
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import List
 
-import optuna
 import pytest
 
-from tests.conftest import CONFIG, HPARAMS, TunedStudy, run_cli, storage_error, write_json
+from tests.conftest import CONFIG, HPARAMS, TunedStudy, run_cli, snapshot, storage_error, write_json
 
 STORE = "sqlite:///study.db"
 PASSWORD = "s3cret-Pa55"
@@ -36,18 +34,6 @@ def project(tuned_study: TunedStudy, workdir: Path) -> Path:
     (workdir / "number.jsonnet").write_text("42")
     (workdir / "a file").write_text("not a directory\n")
     return workdir
-
-
-def snapshot(*roots: Path) -> Tuple[Dict[str, str], List[Tuple[int, str, object]]]:
-    """Every file under ``roots`` (its content hash) but the database, and the study's trials."""
-    files = {
-        str(path): hashlib.sha256(path.read_bytes()).hexdigest()
-        for root in roots
-        for path in sorted(root.rglob("*"))
-        if path.is_file() and path.name != "study.db"
-    }
-    study = optuna.load_study(study_name="classifier", storage=STORE)
-    return files, [(t.number, t.state.name, t.value) for t in study.trials]
 
 
 def tune(*extra: str, config: str = str(CONFIG), hparams: str = str(HPARAMS), out: str = "new result") -> List[str]:
@@ -277,7 +263,7 @@ def test_bad_input_is_one_line_and_touches_nothing(
     case: str, project: Path, tuned_study: TunedStudy, capsys: pytest.CaptureFixture
 ) -> None:
     command, argv, message = CATALOG[case]
-    before = snapshot(project, tuned_study.result)
+    before = snapshot(project, tuned_study.result, storage=STORE)
 
     result = run_cli([arg.replace("{tuned}", str(tuned_study.result)) for arg in argv], capsys)
 
@@ -286,7 +272,7 @@ def test_bad_input_is_one_line_and_touches_nothing(
     expected = message.format(cwd=project, tuned=tuned_study.result)
     assert result.err.strip().splitlines()[-1] == f"allennlp {command}: error: {expected}"
     assert PASSWORD not in result.out + result.err
-    assert snapshot(project, tuned_study.result) == before
+    assert snapshot(project, tuned_study.result, storage=STORE) == before
 
 
 def test_the_catalog_covers_every_command_with_forty_cases() -> None:
