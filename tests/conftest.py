@@ -7,7 +7,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import optuna
 import pytest
@@ -44,6 +44,20 @@ def assert_command_refused(command: str, result: "CliResult", message: str) -> N
     assert result.code == 2, result
     assert "Traceback" not in result.err
     assert result.err.strip().splitlines()[-1] == f"allennlp {command}: error: {message}"
+
+
+def assert_refused_leaving_all_as_it_was(
+    command: str, argv: List[str], message: str, capsys: pytest.CaptureFixture, roots: Sequence[Path], storage: str
+) -> "CliResult":
+    """`allennlp ARGV` is refused (:func:`assert_command_refused`) and leaves every file under ``roots`` and
+    every study of ``storage`` as they were (:func:`snapshot`)."""
+    before = snapshot(*roots, storage=storage)
+
+    result = run_cli(argv, capsys)
+
+    assert_command_refused(command, result, message)
+    assert snapshot(*roots, storage=storage) == before
+    return result
 
 
 @pytest.fixture

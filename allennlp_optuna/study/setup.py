@@ -57,8 +57,8 @@ def open_study(
     no result, record the run, queue the enqueued trials."""
     directions = settings.training.objectives.directions
     new_file = missing_sqlite_file(settings.storage) is not None  # made only once the run is accepted
-    rdb = None if new_file else open_storage(settings.storage)
-    existing = None if rdb is None else existing_study(rdb, settings.study_name, optuna_settings)
+    existing = None if new_file else existing_study(open_storage(settings.storage), settings.study_name,
+                                                    optuna_settings)
     rerun = existing is not None and holds_no_result(existing)
     joined = existing if existing is not None and not rerun else None
     if joined is not None:
@@ -68,9 +68,8 @@ def open_study(
         check_study_fits(joined, settings.training)
         check_search_space_fits(joined, search_space)
     if existing is None:
-        rdb = rdb or open_storage(settings.storage)
-        study = new_study(rdb, settings.study_name, settings.storage, directions, optuna_settings,
-                          settings.skip_if_exists)
+        study = create_or_join_study(settings.study_name, settings.storage, directions, optuna_settings,
+                                     settings.skip_if_exists)
     else:
         study = continued_study(existing, settings, optuna_settings, search_space) if rerun else existing
     record_run(study, settings.training)
@@ -89,14 +88,19 @@ def create_or_join_study(
     """Create the study, or join it when it exists and ``join_existing`` is set.
 
     An existing study is never touched without ``join_existing``; joining it with another
-    direction is refused. Several directions create a multi-objective study.
+    direction is refused. Several directions create a multi-objective study. A study another
+    process creates meanwhile is joined with ``join_existing``, else refused.
     """
     rdb = open_storage(storage)
     existing = existing_study(rdb, study_name, settings)
-    if existing is None:
-        return new_study(rdb, study_name, storage, directions, settings, join_existing)
-    check_existing(existing, storage, directions, join_existing)
-    return existing
+    if existing is not None:
+        check_existing(existing, storage, directions, join_existing)
+        return existing
+    try:
+        return optuna.create_study(study_name=study_name, storage=rdb, directions=list(directions),
+                                   sampler=settings.sampler, pruner=settings.pruner, load_if_exists=join_existing)
+    except optuna.exceptions.DuplicatedStudyError:  # another process created it since existing_study looked
+        raise already_exists(study_name, storage)
 
 
 def existing_study(
@@ -141,22 +145,6 @@ def already_exists(study_name: str, storage: str) -> ConfigurationError:
     )
 
 
-def new_study(
-    rdb: optuna.storages.BaseStorage,
-    study_name: str,
-    storage: str,
-    directions: Sequence[str],
-    settings: OptunaSettings,
-    join_existing: bool,
-) -> optuna.Study:
-    """Create the study; one another process created meanwhile is joined with ``join_existing``, else refused."""
-    try:
-        return optuna.create_study(study_name=study_name, storage=rdb, directions=list(directions),
-                                   sampler=settings.sampler, pruner=settings.pruner, load_if_exists=join_existing)
-    except optuna.exceptions.DuplicatedStudyError:
-        raise already_exists(study_name, storage)
-
-
 def continued_study(
     study: optuna.Study, settings: TuneSettings, optuna_settings: OptunaSettings, search_space: SearchSpace
 ) -> optuna.Study:
@@ -178,7 +166,8 @@ def continued_study(
         return study
     attrs, storage = study.user_attrs, study_storage(study)
     optuna.delete_study(study_name=study.study_name, storage=storage)
-    remade = new_study(storage, study.study_name, settings.storage, directions, optuna_settings, join_existing=False)
+    remade = optuna.create_study(study_name=study.study_name, storage=storage, directions=directions,
+                                 sampler=optuna_settings.sampler, pruner=optuna_settings.pruner)
     remade.add_trials([without_params(trial, changed) for trial in trials])
     for key, value in attrs.items():
         remade.set_user_attr(key, value)

@@ -10,7 +10,14 @@ from typing import List
 
 import pytest
 
-from tests.conftest import CONFIG, HPARAMS, TunedStudy, run_cli, snapshot, storage_error, write_json
+from tests.conftest import (
+    CONFIG,
+    HPARAMS,
+    TunedStudy,
+    assert_refused_leaving_all_as_it_was,
+    storage_error,
+    write_json,
+)
 
 STORE = "sqlite:///study.db"
 PASSWORD = "s3cret-Pa55"
@@ -263,16 +270,13 @@ def test_bad_input_is_one_line_and_touches_nothing(
     case: str, project: Path, tuned_study: TunedStudy, capsys: pytest.CaptureFixture
 ) -> None:
     command, argv, message = CATALOG[case]
-    before = snapshot(project, tuned_study.result, storage=STORE)
 
-    result = run_cli([arg.replace("{tuned}", str(tuned_study.result)) for arg in argv], capsys)
+    result = assert_refused_leaving_all_as_it_was(
+        command, [arg.replace("{tuned}", str(tuned_study.result)) for arg in argv],
+        message.format(cwd=project, tuned=tuned_study.result), capsys, roots=(project, tuned_study.result), storage=STORE,
+    )
 
-    assert result.code == 2, result
-    assert "Traceback" not in result.err
-    expected = message.format(cwd=project, tuned=tuned_study.result)
-    assert result.err.strip().splitlines()[-1] == f"allennlp {command}: error: {expected}"
     assert PASSWORD not in result.out + result.err
-    assert snapshot(project, tuned_study.result, storage=STORE) == before
 
 
 def test_the_catalog_covers_every_command_with_forty_cases() -> None:

@@ -26,6 +26,7 @@ from tests.conftest import (
     METRIC_CHOICES,
     TunedStudy,
     assert_command_refused,
+    assert_refused_leaving_all_as_it_was,
     read_json,
     run_cli,
     snapshot,
@@ -76,7 +77,12 @@ IN_MEMORY = (
     "workers, best-params, retrain, tune-report); use a file, e.g. --storage sqlite:///study.db, or PostgreSQL or "
     "MySQL to share it between machines"
 )
-GRID_WHERE = "{cwd}/grid_{kind}.json: sampler: GridSampler's"
+
+
+def sampler_case(name: str, message: str) -> Tuple[str, List[str], str]:
+    """``tune --optuna-param-path NAME.json`` (a file of the project), refused with ``NAME.json: sampler: MESSAGE``."""
+    return "tune", tune("--optuna-param-path", f"{{cwd}}/{name}.json"), f"{{cwd}}/{name}.json: sampler: {message}"
+
 
 # kind: {name: (command, argv, message)}; in argv and the message "{cwd}" is the working directory.
 CATALOG = {
@@ -93,24 +99,20 @@ CATALOG = {
         ),
     },
     "a traceback before": {
-        "tune: a grid that misses hyperparameters": (
-            "tune", tune("--optuna-param-path", "{cwd}/grid_partial.json"),
-            GRID_WHERE.format(cwd="{cwd}", kind="partial") + " search_space has no values for embedding_dim, "
-            "num_filters; list every hyperparameter of the search space with its values",
+        "tune: a grid that misses hyperparameters": sampler_case(
+            "grid_partial", "GridSampler's search_space has no values for embedding_dim, num_filters; list every "
+            "hyperparameter of the search space with its values",
         ),
-        "tune: a grid with a parameter the search space lacks": (
-            "tune", tune("--optuna-param-path", "{cwd}/grid_extra.json"),
-            GRID_WHERE.format(cwd="{cwd}", kind="extra") + " search_space lists hidden_size, which the search space "
-            "does not sample (its grid points would train the same config); remove it",
+        "tune: a grid with a parameter the search space lacks": sampler_case(
+            "grid_extra", "GridSampler's search_space lists hidden_size, which the search space does not sample (its "
+            "grid points would train the same config); remove it",
         ),
-        "tune: a grid value outside the search space": (
-            "tune", tune("--optuna-param-path", "{cwd}/grid_outside.json"),
-            GRID_WHERE.format(cwd="{cwd}", kind="outside") + " value lr=5.0 is outside the search space "
-            "(FloatDistribution(high=0.3, log=True, low=0.005, step=None)); change the value or widen the range",
+        "tune: a grid value outside the search space": sampler_case(
+            "grid_outside", "GridSampler's value lr=5.0 is outside the search space (FloatDistribution(high=0.3, "
+            "log=True, low=0.005, step=None)); change the value or widen the range",
         ),
-        "tune: a brute-force sampler over a float without a step": (
-            "tune", tune("--optuna-param-path", "{cwd}/brute_force.json"),
-            "{cwd}/brute_force.json: sampler: BruteForceSampler tries every value, but lr is a float without a step "
+        "tune: a brute-force sampler over a float without a step": sampler_case(
+            "brute_force", "BruteForceSampler tries every value, but lr is a float without a step "
             "(FloatDistribution(high=0.3, log=True, low=0.005, step=None)); give it a step or choose another sampler",
         ),
         "tune: joining a study with a categorical's choices changed": (
@@ -126,22 +128,21 @@ CATALOG = {
         "tune: an in-memory SQLite storage shared by workers": (
             "tune", tune("--n-workers", "2", storage="sqlite://"), IN_MEMORY.format(url="sqlite://"),
         ),
-        "tune: an empty serialization dir": (
-            "tune", tune(out=""), "--serialization-dir is empty; name a directory, e.g. -s result",
-        ),
-        "tune: training data that does not exist": (
-            "tune", tune("-o", '{"train_data_path": "data/train.jsonl"}'),
-            "train_data_path data/train.jsonl does not exist",
-        ),
+        **{
+            f"{command}: an empty serialization dir": (
+                command, argv(out=""), f"--serialization-dir is empty; name a directory, e.g. -s {example}"
+            )
+            for command, argv, example in (("tune", tune, "result"), ("retrain", retrain, "best_model"))
+        },
+        **{
+            f"{command}: training data that does not exist": (
+                command, argv("-o", '{"train_data_path": "data/train.jsonl"}'),
+                "train_data_path data/train.jsonl does not exist",
+            )
+            for command, argv in (("tune", tune), ("retrain", retrain))
+        },
         "tune: test data that does not exist": (
             "tune", tune("-o", '{"test_data_path": "test.jsonl"}'), "test_data_path test.jsonl does not exist",
-        ),
-        "retrain: an empty serialization dir": (
-            "retrain", retrain(out=""), "--serialization-dir is empty; name a directory, e.g. -s best_model",
-        ),
-        "retrain: training data that does not exist": (
-            "retrain", retrain("-o", '{"train_data_path": "data/train.jsonl"}'),
-            "train_data_path data/train.jsonl does not exist",
         ),
         "best-params: an empty output file": (
             "best-params", ["best-params", str(CONFIG), "--storage", STORE, "--output-file", ""],
@@ -219,12 +220,11 @@ def test_a_mistake_is_one_line_and_leaves_everything_as_it_was(
     case: str, project: Path, tuned_study: TunedStudy, capsys: pytest.CaptureFixture
 ) -> None:
     command, argv, message = CASES[case]
-    before = snapshot(project, tuned_study.result, storage=STORE)
+    argv = [arg.format(cwd=project) if "{cwd}" in arg else arg for arg in argv]
 
-    result = run_cli([arg.format(cwd=project) if "{cwd}" in arg else arg for arg in argv], capsys)
-
-    assert_command_refused(command, result, message.format(cwd=project))
-    assert snapshot(project, tuned_study.result, storage=STORE) == before
+    assert_refused_leaving_all_as_it_was(
+        command, argv, message.format(cwd=project), capsys, roots=(project, tuned_study.result), storage=STORE
+    )
     assert not (project / "new result").exists() and not (project / "retrained").exists()
 
 
