@@ -51,7 +51,7 @@ def check_retrain_dir(serialization_dir: str, stored: StoredStudy, recover: bool
     """
     if recover and force:
         raise ConfigurationError("-f/--force and -r/--recover exclude each other; pass one")
-    check_named(serialization_dir, "--serialization-dir", "directory", "-s best_model")
+    check_named(serialization_dir, "--serialization-dir", "directory", "-s result")  # as tune says it
     target = os.path.abspath(serialization_dir)
     for trial in stored.trials():
         trial_dir = trial.user_attrs.get(SERIALIZATION_DIR_ATTR)

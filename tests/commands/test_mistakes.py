@@ -130,9 +130,9 @@ CATALOG = {
         ),
         **{
             f"{command}: an empty serialization dir": (
-                command, argv(out=""), f"--serialization-dir is empty; name a directory, e.g. -s {example}"
+                command, argv(out=""), "--serialization-dir is empty; name a directory, e.g. -s result"
             )
-            for command, argv, example in (("tune", tune, "result"), ("retrain", retrain, "best_model"))
+            for command, argv in (("tune", tune), ("retrain", retrain))
         },
         **{
             f"{command}: training data that does not exist": (
