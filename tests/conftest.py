@@ -106,7 +106,8 @@ def snapshot(*roots: Path, storage: str) -> Snapshot:
     }
     studies = {
         summary.study_name: (
-            [d.name for d in study.directions], study.user_attrs, [(t.number, t.state.name, t.values) for t in study.trials]
+            [d.name for d in study.directions], study.user_attrs,
+            [(t.number, t.state.name, t.values) for t in study.trials],
         )
         for summary in optuna.get_all_study_summaries(storage)
         for study in [optuna.load_study(study_name=summary.study_name, storage=storage)]

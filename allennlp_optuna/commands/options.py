@@ -52,6 +52,8 @@ class CommandParser(argparse.ArgumentParser):
     def parse_known_args(  # type: ignore[override]
         self, args: Optional[Sequence[str]] = None, namespace: Optional[argparse.Namespace] = None
     ) -> Tuple[argparse.Namespace, List[str]]:
+        """argparse's ``parse_known_args``; what the command does not know is an error
+        (:func:`unrecognized_arguments`)."""
         parsed, extras = super().parse_known_args(args, namespace)
         if extras:
             self.error(unrecognized_arguments(extras, option_strings(self), self.prog))

@@ -121,8 +121,8 @@ def check_sqlite_file_exists(storage: str) -> None:
     if missing is not None:
         found = studies_below(os.getcwd())
         advice = (
-            f"studies found below {os.getcwd()}: {'; '.join(found)}; pass the one you mean with --study-name and --storage"
-            if found else "pass the --storage that allennlp tune used"
+            f"studies found below {os.getcwd()}: {'; '.join(found)}; pass the one you mean with --study-name and "
+            "--storage" if found else "pass the --storage that allennlp tune used"
         )
         raise ConfigurationError(f"storage {storage} does not exist: no file {missing}; {advice}")
 

@@ -273,7 +273,8 @@ def test_bad_input_is_one_line_and_touches_nothing(
 
     result = assert_refused_leaving_all_as_it_was(
         command, [arg.replace("{tuned}", str(tuned_study.result)) for arg in argv],
-        message.format(cwd=project, tuned=tuned_study.result), capsys, roots=(project, tuned_study.result), storage=STORE,
+        message.format(cwd=project, tuned=tuned_study.result), capsys, roots=(project, tuned_study.result),
+        storage=STORE,
     )
 
     assert PASSWORD not in result.out + result.err

@@ -53,12 +53,14 @@ def project(tuned_study: TunedStudy, workdir: Path) -> Path:
     write_json(workdir / "grid_outside.json", grid_sampler(lr=[0.01, 5.0]))
     write_json(workdir / "brute_force.json", {"sampler": {"type": "BruteForceSampler", "attributes": {}}})
     write_json(workdir / "adam_only.json", [
-        {**entry, "attributes": {**entry["attributes"], "choices": ["adam"]}} if entry["type"] == "categorical" else entry
+        {**entry, "attributes": {**entry["attributes"], "choices": ["adam"]}} if entry["type"] == "categorical"
+        else entry
         for entry in read_json(HPARAMS)
     ])
     shutil.copy(FIXTURES / "data" / "dev.jsonl", workdir / "dev_0.jsonl")
     folds = CONFIG.read_text().replace("here + '/../data/'", repr(f"{FIXTURES}/data/"))
-    (workdir / "folds.jsonnet").write_text(folds.replace("data + 'dev.jsonl'", "'dev_' + std.extVar('fold') + '.jsonl'"))
+    folds = folds.replace("data + 'dev.jsonl'", "'dev_' + std.extVar('fold') + '.jsonl'")
+    (workdir / "folds.jsonnet").write_text(folds)
     (workdir / "copied" / "trial_0").mkdir(parents=True)
     (workdir / "copied" / "trial_0" / "notes.txt").write_text("someone else's trial\n")
     return workdir
@@ -228,8 +230,11 @@ def test_a_mistake_is_one_line_and_leaves_everything_as_it_was(
     assert not (project / "new result").exists() and not (project / "retrained").exists()
 
 
-@pytest.mark.parametrize("case", ["tune: --n-trails", "best-params: --fromat", "retrain: --trail", "tune-report: --ouput"])
-def test_an_unknown_option_shows_the_commands_own_usage(case: str, project: Path, capsys: pytest.CaptureFixture) -> None:
+@pytest.mark.parametrize("case", ["tune: --n-trails", "best-params: --fromat", "retrain: --trail",
+                                  "tune-report: --ouput"])
+def test_an_unknown_option_shows_the_commands_own_usage(
+    case: str, project: Path, capsys: pytest.CaptureFixture
+) -> None:
     command, argv, _ = CASES[case]
 
     result = run_cli(argv, capsys)
@@ -256,7 +261,7 @@ def trial_states(storage: str = STORE, name: str = "classifier") -> List[str]:
 
 @pytest.mark.parametrize("typo, fixed, direction, join", [
     ("best_validation_acc", "best_validation_accuracy", "MAXIMIZE", ()),
-    ("validation_los", "validation_loss", "MINIMIZE", ()),  # the fix infers the other direction: the study is made again
+    ("validation_los", "validation_loss", "MINIMIZE", ()),  # the fix infers the other direction: the study is remade
     ("best_validation_acc", "best_validation_accuracy", "MAXIMIZE", ("--skip-if-exists",)),
 ], ids=["same direction", "other direction", "--skip-if-exists"])
 def test_a_wrong_metric_key_then_the_same_command_with_the_key_fixed_continues_the_study(

@@ -216,7 +216,7 @@ def test_a_failing_trial_is_recorded_and_skip_exception_goes_on(workdir: Path, s
         tune(str(CONFIG), str(hparams), str(workdir / "result"), storage=storage, n_trials=2, skip_exception=True)
 
     study = optuna.load_study(study_name="classifier", storage=storage)
-    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]  # the second ran after the first failed
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]  # the second ran after the first
     for trial in study.trials:
         assert "no_such_optimizer" in trial.user_attrs["fail_reason"]
         assert "ConfigurationError" in trial.user_attrs["fail_reason"]
