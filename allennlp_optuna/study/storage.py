@@ -116,10 +116,14 @@ def read_study(study_name: Optional[str], storage: str) -> StoredStudy:
 
 
 def check_sqlite_file_exists(storage: str) -> None:
-    """Refuse an ``sqlite:///`` URL whose file does not exist (opening it would create it)."""
+    """Refuse an ``sqlite:///`` URL whose file does not exist (opening it would create it).
+
+    When no ``--storage`` was given (the default file is missing: the command runs elsewhere than
+    ``tune`` did), the line lists the studies in the SQLite files below the current directory.
+    """
     missing = missing_sqlite_file(storage)
     if missing is not None:
-        found = studies_below(os.getcwd())
+        found = studies_below(os.getcwd()) if storage == DEFAULT_STORAGE else []
         advice = (
             f"studies found below {os.getcwd()}: {'; '.join(found)}; pass the one you mean with --study-name and "
             "--storage" if found else "pass the --storage that allennlp tune used"

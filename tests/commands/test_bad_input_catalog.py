@@ -67,11 +67,6 @@ def report(*extra: str) -> List[str]:
 NO_SERVER = "postgresql://tuner:" + PASSWORD + "@127.0.0.1:1/studies"
 REFUSED = f"cannot open storage postgresql://tuner:***@127.0.0.1:1/studies: {storage_error(NO_SERVER)}"
 
-MISSING_STORAGE = (
-    "storage sqlite:///nope.db does not exist: no file {cwd}/nope.db; studies found below {cwd}: classifier "
-    "(--storage sqlite:///study.db); pass the one you mean with --study-name and --storage"
-)
-
 # name: (command, argv, message); in the message "{cwd}" is the working directory and "{tuned}" the
 # tuned study's serialization directory (also in argv), other braces are doubled.
 CATALOG = {
@@ -187,7 +182,8 @@ CATALOG = {
     ),
     # best-params
     "best-params: a missing sqlite file": (
-        "best-params", ["best-params", "--storage", "sqlite:///nope.db"], MISSING_STORAGE,
+        "best-params", ["best-params", "--storage", "sqlite:///nope.db"],
+        "storage sqlite:///nope.db does not exist: no file {cwd}/nope.db; pass the --storage that allennlp tune used",
     ),
     "best-params: an unknown study": (
         "best-params", best("--study-name", "other"), "no study 'other' in sqlite:///study.db; studies there: classifier"
@@ -258,7 +254,8 @@ CATALOG = {
         "cannot write --csv no dir/t.csv: no directory {cwd}/no dir",
     ),
     "tune-report: a missing sqlite file": (
-        "tune-report", ["tune-report", "--storage", "sqlite:///nope.db"], MISSING_STORAGE,
+        "tune-report", ["tune-report", "--storage", "sqlite:///nope.db"],
+        "storage sqlite:///nope.db does not exist: no file {cwd}/nope.db; pass the --storage that allennlp tune used",
     ),
     "tune-report: a storage server that refuses": ("tune-report", ["tune-report", "--storage", NO_SERVER], REFUSED),
     "tune-report: a missing package": (
