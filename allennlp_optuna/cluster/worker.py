@@ -93,8 +93,9 @@ def main(argv: Sequence[str]) -> int:
     try:
         run_task(settings)
     except Preempted as stopped:
+        say(f"stopped by {stopped.signal_name}; its trial is retried from its last checkpoint")
         if stopped.signal_name == TIME_LIMIT_SIGNAL:  # the time limit is near: go on in a new allocation
-            say(f"requeued ahead of the time limit: {requeue(task_name())}")
+            say("requeued ahead of the time limit" if requeue(task_name()) else "scontrol requeue refused")
         return INTERRUPTED_EXIT_CODE
     except ConfigurationError as error:
         say(f"error: {redact_url(error.message)}")

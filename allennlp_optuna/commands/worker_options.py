@@ -76,8 +76,8 @@ def add_launcher_arguments(parser: argparse.ArgumentParser) -> None:
         type=str,
         default="",
         metavar="OPTIONS",
-        help='with --launcher slurm: sbatch options for every task, verbatim, e.g. "--partition=gpu --gres=gpu:1 '
-        '--time=04:00:00"',
+        help='with --launcher slurm: sbatch options for every task, verbatim, e.g. --sbatch="--partition=gpu '
+        '--gres=gpu:1 --time=04:00:00" (with "=", so that one option alone is not read as one of tune\'s)',
     )
     parser.add_argument(
         "--detach",

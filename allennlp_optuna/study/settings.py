@@ -276,8 +276,7 @@ def _check_slurm_options(options: Mapping[str, Any]) -> None:
         raise ConfigurationError(
             f"--launcher slurm cannot share the SQLite storage {storage} between its workers (SQLite on a shared "
             "filesystem such as NFS corrupts, and other nodes cannot reach this one's files): use a journal file on "
-            "the shared filesystem (--storage /shared/study.log) or PostgreSQL "
-            "(--storage postgresql://user:password@host/db)"
+            "the shared filesystem (--storage /shared/study.log) or PostgreSQL (--storage postgresql://USER@HOST/DB)"
         )
     if options.get("devices"):
         raise ConfigurationError(
