@@ -22,10 +22,15 @@ from allennlp_optuna.parallel.loop import optimize_in_process
 from allennlp_optuna.parallel.plan import WorkerPlan, plan_workers
 from allennlp_optuna.parallel.workers import run_workers, runs_in_this_process
 from allennlp_optuna.study.settings import ARCHIVE_BEST, LAUNCH_LOCAL, TuneSettings
-from allennlp_optuna.study.storage import check_journal_directory
 from allennlp_optuna.study.config import check_config, check_overrides, load_params
 from allennlp_optuna.study.enqueue import EnqueuedValues, read_enqueued_values
-from allennlp_optuna.study.preflight import check_devices, check_repeat_variable, check_serialization_dir, import_packages
+from allennlp_optuna.study.preflight import (
+    check_devices,
+    check_journal_directory,
+    check_repeat_variable,
+    check_serialization_dir,
+    import_packages,
+)
 from allennlp_optuna.study.samplers import OptunaSettings, class_name, plan_sampler
 from allennlp_optuna.study.search_space import SearchSpace
 from allennlp_optuna.study.setup import open_study

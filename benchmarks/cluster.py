@@ -87,11 +87,8 @@ def preemption_cost(scenario: Scenario, epochs: int) -> int:
 
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=4)
-    parser.add_argument("--train", type=int, default=600)
-    parser.add_argument("--dev", type=int, default=150)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--storage-trials", type=int, default=1000)
+    for flag, default in (("--trials", 4), ("--train", 600), ("--dev", 150), ("--epochs", 3), ("--storage-trials", 1000)):
+        parser.add_argument(flag, type=int, default=default)
     args = parser.parse_args(argv)
     if not os.environ.get("SLURM_CONF") and subprocess.run(["which", "sbatch"], capture_output=True).returncode:
         print("benchmarks.cluster needs SLURM: run it as `scripts/with-test-slurm python -m benchmarks.cluster`")

@@ -9,6 +9,7 @@ not started are cancelled: they would only start to find nothing to do. Followin
 every task has ended; a budget that was not reached then is an error that says where the tasks'
 output is.
 """
+import os
 import re
 import time
 from collections import Counter
@@ -19,11 +20,13 @@ import optuna
 from allennlp.common.checks import ConfigurationError
 from optuna.trial import TrialState
 
+from allennlp_optuna.cluster.job import ArrayJob
 from allennlp_optuna.cluster.slurm import PENDING, TaskState, array_tasks, cancel_pending
 from allennlp_optuna.core.errors import StudyError
 from allennlp_optuna.core.redaction import redact_url
 from allennlp_optuna.core.trial_attrs import STUDY_ERROR_ATTR
 from allennlp_optuna.output.console import StudyWatcher
+from allennlp_optuna.output.report import REPORT_FILE
 from allennlp_optuna.parallel.budget import StudyBudget
 
 FOLLOW_POLL_SECONDS = 3.0
@@ -38,31 +41,35 @@ class SubmittedJob:
 
     Args:
         job_id: SLURM's id of the array (its tasks are ``JOB_ID_0``, ``JOB_ID_1``...).
-        n_tasks: how many tasks it has.
-        output: where the tasks' output goes (``DIR/slurm/JOB_ID_*.out``).
-        study_name: the study the tasks work on.
-        storage: its ``--storage``.
-        report: ``DIR/report.html``, which the tasks rewrite after each trial.
+        array: what was submitted (the run's settings, the tasks, where their output goes).
         target: the study-wide budget of COMPLETE and PRUNED trials (``None``: none).
         deadline: ``time.time()`` after which no task starts a trial (``None``: none).
     """
 
     job_id: str
-    n_tasks: int
-    output: str
-    study_name: str
-    storage: str
-    report: str
+    array: ArrayJob
     target: Optional[int] = None
     deadline: Optional[float] = None
 
+    @property
+    def output(self) -> str:
+        """Where the tasks' output goes: ``DIR/slurm/JOB_ID_*.out``."""
+        return self.array.output_pattern(self.job_id)
+
+    @property
+    def report(self) -> str:
+        """``DIR/report.html``, which the tasks rewrite after each trial."""
+        return os.path.join(self.array.settings.serialization_dir, REPORT_FILE)
+
     def submitted_line(self) -> str:
         """What ``tune`` says once the job is submitted."""
-        return f"Submitted SLURM job {self.job_id}: {self.n_tasks} task(s), each a worker; their output: {self.output}"
+        return (f"Submitted SLURM job {self.job_id}: {self.array.n_tasks} task(s), each a worker; their output: "
+                f"{self.output}")
 
     def commands(self) -> List[str]:
         """How to follow, report on and cancel the study."""
-        study = f"--study-name {self.study_name} --storage {redact_url(self.storage)}"
+        settings = self.array.settings
+        study = f"--study-name {settings.study_name} --storage {redact_url(settings.storage)}"
         return [
             f"  follow: squeue -j {self.job_id}; {self.report} is rewritten after each trial",
             f"  report: allennlp tune-report {study} -o report.html",

@@ -9,7 +9,6 @@ done (:mod:`allennlp_optuna.cluster.follow`), and end as ``tune`` does: the best
 the report, the summary. ``--detach`` returns once the job is submitted; Ctrl-C while following
 detaches too (the job goes on: ``scancel JOB_ID`` cancels it).
 """
-import os
 import time
 from typing import Optional
 
@@ -19,7 +18,6 @@ from allennlp_optuna.cluster.follow import SubmittedJob, follow
 from allennlp_optuna.cluster.job import ArrayJob
 from allennlp_optuna.cluster.slurm import require_sbatch, sbatch
 from allennlp_optuna.core.errors import Detached
-from allennlp_optuna.output.report import REPORT_FILE
 from allennlp_optuna.parallel.budget import study_wide_target
 from allennlp_optuna.study.settings import TuneSettings
 from allennlp_optuna.study.setup import open_study
@@ -40,10 +38,7 @@ def submit(array: ArrayJob, study: optuna.Study) -> SubmittedJob:
     target = study_wide_target(study, settings.n_trials, settings.max_trials)
     deadline = None if settings.timeout is None else time.time() + settings.timeout
     array.write(target, deadline)
-    job_id = sbatch(array.sbatch_options, array.script())
-    report = os.path.join(settings.serialization_dir, REPORT_FILE)
-    return SubmittedJob(job_id, array.n_tasks, array.output_pattern(job_id), settings.study_name, settings.storage,
-                        report, target, deadline)
+    return SubmittedJob(sbatch(array.sbatch_options, array.script()), array, target, deadline)
 
 
 def launch_study(settings: TuneSettings) -> Optional[optuna.Study]:

@@ -36,13 +36,8 @@ class HeartbeatJournalStorage(JournalFileStorage, HeartbeatHooks):
         grace_period: seconds without a heartbeat after which a trial is stale (default: twice the interval).
     """
 
-    def __init__(
-        self,
-        storage: str,
-        heartbeat_interval: Optional[int] = None,
-        stale_trial_callback: Optional[StaleTrialCallback] = None,
-        grace_period: Optional[int] = None,
-    ) -> None:
+    def __init__(self, storage: str, heartbeat_interval: Optional[int] = None,
+                 stale_trial_callback: Optional[StaleTrialCallback] = None, grace_period: Optional[int] = None) -> None:
         super().__init__(storage)
         self.heartbeat_interval = heartbeat_interval
         self.grace_period = grace_period or (2 * heartbeat_interval if heartbeat_interval else None)

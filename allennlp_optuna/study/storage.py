@@ -12,7 +12,6 @@ opened here (:func:`open_storage`), or, by workers and training processes, by
 The default storage is an SQLite file in the current directory, as the older plugin used.
 """
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -81,21 +80,6 @@ class JournalFileStorage(JournalStorage):
         super().__init__(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
 
 
-def check_journal_directory(storage: str) -> None:
-    """Refuse a journal file in a directory that is missing or cannot be written (nothing is written)."""
-    path = journal_file(storage)
-    if path is None:
-        return
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise ConfigurationError(f"cannot use journal file {path}: no directory {directory}")
-    try:
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".allennlp-optuna-probe-"):
-            pass
-    except OSError as error:
-        raise ConfigurationError(f"cannot write journal file {path}: {error.strerror} ({directory})")
-
-
 def engine_options(storage: str) -> Optional[Dict[str, Any]]:
     """SQLAlchemy engine options for ``storage``: a bounded connect wait for database servers, a lock wait for SQLite."""
     backend = url_backend(storage)
@@ -110,14 +94,14 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
     """Open a ``--storage`` (a database URL or a journal file), turning problems into one ``ConfigurationError`` line.
 
     A database server that does not answer within :data:`STORAGE_CONNECT_TIMEOUT` seconds is
-    such a problem, and so is a journal file in a directory that is missing or not writable. The
-    message never shows the URL's password.
+    such a problem, and so is a journal file that cannot be opened (``tune`` checks its directory
+    first, :func:`~allennlp_optuna.study.preflight.check_journal_directory`). The message never shows the
+    URL's password.
     """
     if journal_file(storage) is not None:
-        check_journal_directory(storage)
         try:
             return JournalFileStorage(storage)
-        except (OSError, ValueError) as error:  # unreadable, or lines that are no journal
+        except (OSError, ValueError) as error:  # no directory, unreadable, or lines that are no journal
             raise ConfigurationError(f"cannot open journal file {journal_file(storage)}: {first_line(error)}")
     try:
         return optuna.storages.get_storage(optuna.storages.RDBStorage(storage, engine_kwargs=engine_options(storage)))
