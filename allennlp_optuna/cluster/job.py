@@ -35,8 +35,7 @@ SLURM sends the signal up to 60 s late; the rest is time to record the trial."""
 
 WORKER_MODULE = "allennlp_optuna.cluster.worker"
 
-_NOT_OPTIONS = {"--array": "--n-workers sets the number of tasks", "-a": "--n-workers sets the number of tasks",
-                "--wrap": "the job runs the tune worker's batch script"}
+_NOT_OPTIONS = {"--array": "--n-workers sets the number of tasks", "--wrap": "the job runs the tune worker's batch script"}
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,7 @@ class ArrayJob:
         """The job for ``settings``; ``--sbatch`` options that the launcher sets itself are refused."""
         options = split_options(settings.sbatch)
         for option in options:
-            flag = option.split("=", 1)[0]
+            flag = "--array" if option.startswith("-a") else option.split("=", 1)[0]  # -a N, -aN: --array
             if flag in _NOT_OPTIONS:
                 raise ConfigurationError(f"--sbatch cannot set {flag}: {_NOT_OPTIONS[flag]}")
         return cls(settings, options, f"tune-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")

@@ -59,8 +59,8 @@ def launch_study(settings: TuneSettings) -> Optional[optuna.Study]:
     if settings.detach:
         print("\n".join(job.commands()), flush=True)
         return None
-    print(f"  Ctrl-C stops following; the job goes on (scancel {job.job_id} cancels it)", flush=True)
     try:
+        print(f"  Ctrl-C stops following; the job goes on (scancel {job.job_id} cancels it)", flush=True)
         run_study(study, settings, plan, run_trials=lambda console: follow(job, study, console))
     except KeyboardInterrupt:
         raise Detached(job.detached_message())

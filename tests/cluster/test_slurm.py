@@ -217,6 +217,15 @@ def test_detach_and_ctrl_c_leave_the_job_running_and_say_how_to_cancel_it(workdi
     assert [t.state for t in journal_study(workdir, name).get_trials()] == [TrialState.COMPLETE] * 2
 
 
+def refusal_to_write(directory: str) -> str:
+    """What the system says to creating something in ``directory`` (even root may not write in /sys)."""
+    try:
+        os.mkdir(os.path.join(directory, f"probe-{uuid.uuid4().hex[:6]}"))
+    except OSError as error:
+        return str(error.strerror)
+    raise AssertionError(f"{directory} is writable here")
+
+
 def slurm_jobs() -> List[str]:
     return subprocess.run(["squeue", "--noheader", "--format", "%i"], capture_output=True, text=True).stdout.split()
 
@@ -232,7 +241,7 @@ BAD_INPUT = {
     "journal in a missing directory": (["--storage", "missing/study.log"],
                                        "cannot use journal file missing/study.log: no directory {workdir}/missing"),
     "journal in an unwritable directory": (["--storage", "/sys/study.log"],
-                                           "cannot write journal file /sys/study.log: Permission denied (/sys)"),
+                                           "cannot write journal file /sys/study.log: {sys_refuses} (/sys)"),
     "unknown sbatch option": (["--sbatch=--bogus"], "sbatch refused the job (--sbatch '--bogus'): sbatch: "
                               "unrecognized option '--bogus'; Try \"sbatch --help\" for more information"),
     "unknown partition": (["--sbatch", "--partition=nonexistent --time=1"],
@@ -257,7 +266,7 @@ def test_bad_input_is_one_line_and_submits_nothing(
 
     result = run_cli(argv, capsys)
 
-    expected = message.format(workdir=workdir)
+    expected = message.format(workdir=workdir, sys_refuses=refusal_to_write("/sys"))
     assert result.code == 2 and "Traceback" not in result.err, result
     line = result.err.strip().splitlines()[-1]
     assert line.startswith(f"allennlp tune: error: {expected}"), line

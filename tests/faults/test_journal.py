@@ -36,17 +36,18 @@ def test_two_workers_on_a_journal_file_survive_a_kill_and_every_command_reads_it
     for trial in states["COMPLETE"]:
         assert_trained_in_own_directory(trial, workdir)
     best = max(states["COMPLETE"], key=lambda t: (t.value, -t.number))
+    fresh = next(t for t in states["COMPLETE"] if t is not retry)  # a resumed training does not replay exactly
 
     values = run_cli(["best-params", "--storage", "study.log", "--format", "json"], capsys)
     report = run_cli(["tune-report", "--storage", "study.log", "-o", "report.html", "--csv", "trials.csv"], capsys)
-    retrained = run_cli(["retrain", str(CONFIG), "-s", "best", "--storage", "study.log", "--study-name", "journal"],
-                        capsys)
+    retrained = run_cli(["retrain", str(CONFIG), "-s", "again", "--storage", "study.log", "--trial", str(fresh.number),
+                         "-o", json.dumps({"trainer.num_epochs": 2})], capsys)
 
     assert values.code == 0 and json.loads(values.out) == best.params, values
     assert report.code == 0 and (workdir / "report.html").exists(), report
     assert len((workdir / "trials.csv").read_text().splitlines()) == 1 + 4  # the header, then every trial
     assert retrained.code == 0, retrained
-    assert read_json(workdir / "best" / "metrics.json")["best_validation_accuracy"] == best.value
+    assert read_json(workdir / "again" / "metrics.json")["best_validation_accuracy"] == fresh.value
 
 
 def test_a_reading_command_refuses_a_journal_file_that_does_not_exist(workdir: Path, capsys: pytest.CaptureFixture
