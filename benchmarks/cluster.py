@@ -80,8 +80,7 @@ def preemption_cost(scenario: Scenario, epochs: int) -> int:
     trained = sum(len(run) for run in runs.values())
     again = trained - epochs
     print(f"requeue in the middle of a {epochs}-epoch trial (at the start of its epoch 1): epochs trained by run "
-          f"{ {os.path.relpath(run, scenario.directory): e for run, e in runs.items()} }; {again} completed epoch(s) "
-          "trained again, besides the interrupted one (goal: 0)", flush=True)
+          f"{runs}; {again} completed epoch(s) trained again, besides the interrupted one (goal: 0)", flush=True)
     return again
 
 
