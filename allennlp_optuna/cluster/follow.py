@@ -26,7 +26,7 @@ from allennlp_optuna.core.errors import StudyError
 from allennlp_optuna.core.redaction import redact_url
 from allennlp_optuna.core.trial_attrs import STUDY_ERROR_ATTR
 from allennlp_optuna.output.console import StudyWatcher
-from allennlp_optuna.output.report import REPORT_FILE
+from allennlp_optuna.core.trial_attrs import REPORT_FILE
 from allennlp_optuna.parallel.budget import StudyBudget
 
 FOLLOW_POLL_SECONDS = 3.0

@@ -54,24 +54,31 @@ class Retrain(options.PluginCommand):
             "(default: the first)",
         )
         options.add_file_friendly_logging_argument(parser)
+        parser.add_argument(
+            "--verbose",
+            action="store_true",
+            help="stream AllenNLP's training log to the console as allennlp train does (it always goes to DIR/out.log)",
+        )
 
     @exit_on_configuration_error("retrain")
     def run(self, args: argparse.Namespace) -> None:
         """Run :func:`allennlp_optuna.trial.retrain.retrain_trial` with the command line's arguments."""
         from allennlp_optuna.trial.choose import chosen_trial
         from allennlp_optuna.study.storage import read_study
+        from allennlp_optuna.output.epochs import retrain_console
         from allennlp_optuna.trial.retrain import retrain_trial, trial_config
 
         stored = read_study(args.study_name, args.storage)
         trial = chosen_trial(stored, args.trial)
-        _, run = trial_config(args.param_path, stored, trial, args.overrides, args.seed_index)
+        config, run = trial_config(args.param_path, stored, trial, args.overrides, args.seed_index)
         if run is not None:
             announce_run(trial, run)
-        metrics = retrain_trial(
-            args.param_path, args.serialization_dir, stored, trial, recover=args.recover, force=args.force,
-            overrides=args.overrides, node_rank=args.node_rank, include_package=args.include_package,
-            dry_run=args.dry_run, file_friendly_logging=args.file_friendly_logging, run_index=args.seed_index,
-        )
+        with retrain_console(stored, trial, args.serialization_dir, config, args.verbose):
+            metrics = retrain_trial(
+                args.param_path, args.serialization_dir, stored, trial, recover=args.recover, force=args.force,
+                overrides=args.overrides, node_rank=args.node_rank, include_package=args.include_package,
+                dry_run=args.dry_run, file_friendly_logging=args.file_friendly_logging, run_index=args.seed_index,
+            )
         print_comparison(stored, trial, run, metrics)
 
 

@@ -9,7 +9,6 @@ The config reads each hyperparameter with `std.extVar('name')`; the search-space
 how Optuna samples it. Trial N trains in `DIR/trial_N`; the study lives in `--storage`.
 """
 import argparse
-import os
 
 from allennlp.commands.subcommand import Subcommand
 
@@ -47,7 +46,6 @@ class Tune(options.PluginCommand):
         ``--launcher slurm``) with the settings the command line gives."""
         from allennlp_optuna.cluster.launcher import launch_study
         from allennlp_optuna.output.logs import quiet_setup
-        from allennlp_optuna.output.report import REPORT_FILE
         from allennlp_optuna.output.summary import next_commands, summarize
         from allennlp_optuna.study.settings import LAUNCH_LOCAL, TuneSettings
         from allennlp_optuna.trial.memory import exit_without_final_collection
@@ -59,9 +57,7 @@ class Tune(options.PluginCommand):
         if study is None:  # submitted with --detach; launch_study said how to follow the job
             return
         print(summarize(study), flush=True)
-        report = os.path.join(settings.serialization_dir, REPORT_FILE)
-        print("\n".join(next_commands(study.study_name, settings.storage, settings.training.config_file, report)),
-              flush=True)
+        print("\n".join(next_commands(settings)), flush=True)
         exit_without_final_collection()
 
 

@@ -20,19 +20,26 @@ class TuneReport(options.PluginCommand):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         options.add_study_arguments(parser, "name of the study (default: the storage's only study)")
-        parser.add_argument("-o", "--output", type=str, default="report.html", help="where to write the HTML page")
+        parser.add_argument(
+            "-o", "--output", type=str, default=None,
+            help="where to write the HTML page (default: report.html beside the study's trial directories, where "
+            "allennlp tune keeps it)",
+        )
         parser.add_argument("--csv", type=str, default=None, help="also write the trials table as CSV here")
 
     @exit_on_configuration_error("tune-report")
     def run(self, args: argparse.Namespace) -> None:
         """Load the study and run :func:`allennlp_optuna.output.report.write_report`."""
-        from allennlp_optuna.output.report import write_report
+        from allennlp_optuna.output.report import default_report_path, write_report
         from allennlp_optuna.study.preflight import check_output_file
-        from allennlp_optuna.study.storage import load_existing_study
+        from allennlp_optuna.study.storage import read_study
 
-        check_output_file(args.output, "-o/--output")
-        if args.csv is not None:
-            check_output_file(args.csv, "--csv")
-        study = load_existing_study(args.study_name, args.storage)
-        write_report(study, args.output, csv_path=args.csv)
-        print(f"Wrote {args.output}" + (f" and {args.csv}" if args.csv else ""), flush=True)
+        for path, flag in ((args.output, "-o/--output"), (args.csv, "--csv")):
+            if path is not None:
+                check_output_file(path, flag)
+        stored = read_study(args.study_name, args.storage)
+        output = args.output or default_report_path(stored)
+        if args.output is None:
+            check_output_file(output, "-o/--output")
+        write_report(stored.study, output, csv_path=args.csv)
+        print(f"Wrote {output}" + (f" and {args.csv}" if args.csv else ""), flush=True)

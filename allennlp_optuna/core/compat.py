@@ -131,6 +131,31 @@ def no_trial_traceback_for(*explained: Type[BaseException]) -> None:
         trial_logger.addFilter(_NoTracebackFor(explained))
 
 
+OPTUNA_SQLITE_TABLES = ("studies", "trials", "version_info")
+"""Tables of Optuna's RDB schema (``optuna/storages/_rdb/models.py``) that every supported version has."""
+
+
+def is_optuna_sqlite_file(path: str) -> bool:
+    """Whether ``path`` is an SQLite file holding Optuna's tables, read without changing it.
+
+    Opening a file with Optuna's ``RDBStorage`` creates Optuna's tables in it when they are missing
+    (and so writes to any SQLite file it is given); a command looking for studies near a missing
+    storage must not touch the user's other databases, so it first reads SQLite's own catalogue,
+    read-only, for the table names of Optuna's private schema.
+    """
+    import sqlite3
+
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return False
+    return set(OPTUNA_SQLITE_TABLES) <= {row[0] for row in rows}
+
+
 # --- Optuna: names that differ between the supported versions (3.x to 5.x) --------------------
 
 RetryCallbackBase: Any = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or getattr(

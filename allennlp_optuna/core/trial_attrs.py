@@ -72,3 +72,10 @@ METRICS_FILE = "metrics.json"
 
 ARCHIVE_FILE = "model.tar.gz"
 """A trained model's archive, as ``allennlp train`` writes it."""
+
+# Files in a study's serialization directory.
+REPORT_FILE = "report.html"
+"""The study's HTML report, which ``tune`` keeps current (see :mod:`allennlp_optuna.output.report`)."""
+
+TRIALS_FILE = "trials.csv"
+"""The study's trials table as CSV, beside the report."""

@@ -184,7 +184,9 @@ class StudyWatcher:
         if not final:
             self.output.status(self.view, now, changed)
         for trial in self.view.running():  # a plain log says when each trial starts, and with what
-            if plain and trial.number not in self.announced:
+            # A trial is RUNNING a moment before it has sampled its values: announce it once it has them
+            # (or when it finishes, above).
+            if plain and trial.number not in self.announced and trial.params:
                 self.announced.add(trial.number)
                 self.output.line(self.view.started_line(trial))
 

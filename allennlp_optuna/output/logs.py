@@ -18,15 +18,31 @@ class _Discard(io.TextIOBase):
         return len(text)
 
 
+UNACTIONABLE: Tuple[Tuple[str, str], ...] = (
+    # AllenNLP 2.10's trainer (its last release) calls torch.cuda.amp.autocast, deprecated in torch 2.4.
+    ("py.warnings", "`torch.cuda.amp.autocast(args...)` is deprecated"),
+    # AllenNLP passes device_type 'cuda' to autocast on machines without a GPU (torch 1.12 and 2.x warn).
+    ("py.warnings", "User provided device_type of 'cuda'"),
+    # AllenNLP asks for early stopping; with a pruner, `patience` is what tune advises against (plan_pruning).
+    ("allennlp.training.gradient_descent_trainer", "patience was set to None"),
+)
+"""Warnings no user can act on, as ``(logger, words of the message)``: kept out of the quiet console
+(``tune``, ``retrain``); they stay in each training's ``out.log`` and in ``--verbose`` output."""
+
+
 class OncePerRun(logging.Filter):
-    """Let each warning through once: every trial repeats the same ones (all stay in ``out.log``)."""
+    """Let each warning through once (every trial repeats the same ones), none of :data:`UNACTIONABLE`;
+    all stay in ``out.log``."""
 
     def __init__(self) -> None:
         super().__init__()
         self.seen: Set[Tuple[str, int, str]] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        key = (record.name, record.levelno, record.getMessage())
+        message = record.getMessage()
+        if any(record.name == name and words in message for name, words in UNACTIONABLE):
+            return False
+        key = (record.name, record.levelno, message)
         if key in self.seen:
             return False
         self.seen.add(key)

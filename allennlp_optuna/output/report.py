@@ -39,12 +39,10 @@ from allennlp_optuna.output.expected_performance import expected_best_curve
 from allennlp_optuna.output.formatting import format_seconds
 from allennlp_optuna.output.summary import summary_lines
 from allennlp_optuna.study.record import StoredStudy
-from allennlp_optuna.core.trial_attrs import FAIL_REASON_ATTR, RUNS_ATTR, SERIALIZATION_DIR_ATTR, VALUES_STD_ATTR
+from allennlp_optuna.core.trial_attrs import REPORT_FILE, TRIALS_FILE, FAIL_REASON_ATTR, RUNS_ATTR, SERIALIZATION_DIR_ATTR, VALUES_STD_ATTR
 
 logger = logging.getLogger(__name__)
 
-REPORT_FILE = "report.html"
-TRIALS_FILE = "trials.csv"
 MIN_TRIALS_FOR_IMPORTANCE = 2
 """fANOVA needs at least this many completed trials; fewer give a note instead of a plot."""
 FEW_TRIALS_FOR_IMPORTANCE = 10
@@ -197,6 +195,13 @@ def trials_csv(study: optuna.Study, trials: Optional[Sequence[FrozenTrial]] = No
     for row in rows:
         writer.writerow(row.csv_record(names, values, repeated, constraints))
     return buffer.getvalue()
+
+
+def default_report_path(stored: StoredStudy) -> str:
+    """Where ``tune-report`` writes without ``-o``: ``report.html`` beside the study's trial directories, where
+    ``tune`` keeps it (in the current directory when they are not on this machine)."""
+    directory = stored.results_directory()
+    return os.path.join(directory if directory and os.path.isdir(directory) else os.getcwd(), REPORT_FILE)
 
 
 def write_report(
@@ -381,9 +386,9 @@ def plot_sections(stored: StoredStudy, trials: Optional[Sequence[FrozenTrial]] =
         for section in (history, expected, parallel, slices):
             section.note = no_trial
     else:
-        history.figure = _with_baseline_points(
+        history.figure = _with_pruned_points(_with_baseline_points(
             _with_baselines(visualization.plot_optimization_history(study, target_name=metric), baselines), baselines
-        )
+        ), trials)
         maximize = stored.objectives.directions[0] == "maximize"
         if feasible:
             expected.figure = _with_baselines(
@@ -392,9 +397,9 @@ def plot_sections(stored: StoredStudy, trials: Optional[Sequence[FrozenTrial]] =
         else:
             expected.note = "No completed trial satisfies the constraints."
         parallel.figure = visualization.plot_parallel_coordinate(study, target_name=metric)
-        slices.figure = visualization.plot_slice(study, target_name=metric)
+        slices.figure = _with_decade_ticks(visualization.plot_slice(study, target_name=metric))
     if any(t.intermediate_values for t in trials):
-        intermediate.figure = visualization.plot_intermediate_values(study)
+        intermediate.figure = _as_learning_curves(visualization.plot_intermediate_values(study), stored, trials)
     else:
         intermediate.note = ("No trial reported intermediate values; add the optuna_pruner callback to the "
                              "trainer's callbacks to record learning curves and prune.")
@@ -523,6 +528,47 @@ def _with_baseline_points(figure: Any, baselines: Sequence[FrozenTrial]) -> Any:
     return figure
 
 
+def _with_pruned_points(figure: Any, trials: Sequence[FrozenTrial]) -> Any:
+    """Add the pruned trials to the history, at the last value they reported (Optuna draws COMPLETE trials only)."""
+    import plotly.graph_objects as go
+
+    pruned = [t for t in trials if t.state == TrialState.PRUNED and t.value is not None]
+    if pruned:
+        figure.add_trace(
+            go.Scatter(x=[t.number for t in pruned], y=[t.value for t in pruned], mode="markers",
+                       name="Pruned (last reported value)", marker={"symbol": "x", "size": 9, "color": "#8c959f"})
+        )
+    return figure
+
+
+def _as_learning_curves(figure: Any, stored: StoredStudy, trials: Sequence[FrozenTrial]) -> Any:
+    """Optuna's intermediate-values plot as learning curves: the epoch (from 1) along x, the reported metric up,
+    a legend naming each trial and its state, pruned trials dashed.
+
+    A repeated trial (``--seeds``, ``--repeat``) reports run k's epoch e at step ``k * epochs + e``: its x stays the step.
+    """
+    from allennlp_optuna.study.objectives import monitored_metric
+
+    states = {f"Trial{t.number}": t.state.name for t in trials}
+    epochs = not stored.repeats.active
+    for trace in figure.data:
+        state = states.get(trace.name, "")
+        if epochs and trace.x is not None:
+            trace.x = [x + 1 for x in trace.x]
+        trace.update(name=f"{trace.name.replace('Trial', 'trial ')} ({state})", showlegend=True,
+                     line={"dash": "dash" if state == "PRUNED" else "solid"})
+    figure.update_layout(showlegend=True, legend_title_text="Trial", title_text="Learning curves")
+    figure.update_xaxes(title_text="Epoch" if epochs else "Step (run × epochs + epoch, from 0)", dtick=1)
+    figure.update_yaxes(title_text=monitored_metric(stored.objectives.keys[0]))
+    return figure
+
+
+def _with_decade_ticks(figure: Any) -> Any:
+    """Two ticks per power of ten on the slice plot's log axes (a learning rate's), as 1e-3 and 3e-3, so that labels do not overlap."""
+    figure.for_each_xaxis(lambda axis: axis.update(dtick=0.5, tickformat=".0e") if axis.type == "log" else None)
+    return figure
+
+
 def _plot_html(section: PlotSection) -> str:
     if section.figure is None:
         body = f'<p class="note">{html.escape(section.note)}</p>'
@@ -577,7 +623,8 @@ def _row_html(row: TrialRow, names: Sequence[str], n_objectives: int = 1, constr
         *([_feasible_cell(row)] if constrained else []),
         *(_cell(row.params.get(n), _short(row.params.get(n))) for n in names),
         _cell(row.duration, duration),
-        _cell(row.directory, f"<code>{html.escape(row.directory)}</code>", raw=True),
+        _cell(row.directory, f'<code title="{html.escape(row.directory)}">{html.escape(os.path.basename(row.directory))}</code>',
+              raw=True),
         _cell(row.fail_reason, reason, raw=True),
     ]
     marks = (("enqueued", bool(row.enqueued_from)), ("infeasible", row.feasible is False))

@@ -1,15 +1,21 @@
 """The end of ``allennlp tune``: the study's summary (trials by state, the best trial or the Pareto front)
 and the commands that use the study next."""
+import json
+import os
+import shlex
+import shutil
+import sys
 from typing import List, Optional, Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from allennlp_optuna.core.redaction import redact_url
-from allennlp_optuna.core.trial_attrs import SERIALIZATION_DIR_ATTR, VALUES_STD_ATTR
+from allennlp_optuna.core.trial_attrs import REPORT_FILE, SERIALIZATION_DIR_ATTR, VALUES_STD_ATTR
 from allennlp_optuna.output.formatting import count_states, format_params, format_values
 from allennlp_optuna.study.constraints import infeasible_note
 from allennlp_optuna.study.record import StoredStudy
+from allennlp_optuna.study.settings import TuneSettings
 
 
 def summarize(study: optuna.Study, trials: Optional[Sequence[FrozenTrial]] = None) -> str:
@@ -69,12 +75,35 @@ def _pareto_front_lines(stored: StoredStudy, trials: Sequence[FrozenTrial]) -> L
     return lines
 
 
-def next_commands(study_name: str, storage: str, config_file: str, report: str) -> List[str]:
-    """The last lines ``allennlp tune`` prints: the report's path and the commands that use the study next."""
-    study = f"--study-name {study_name} --storage {redact_url(storage)}"
+def next_commands(settings: TuneSettings) -> List[str]:
+    """The last lines ``allennlp tune`` prints: the report's path and the commands that use the study next.
+
+    Each works pasted as it is into a new shell: it first changes to this directory (where
+    ``.allennlp_plugins`` names the plugin, and relative paths mean what they meant to ``tune``),
+    then runs the ``allennlp`` of this installation (see :func:`allennlp_command`). A password in the
+    storage URL is shown as ``***``: put it back in before running the command. ``retrain`` gets the
+    ``-o`` and ``--include-package`` the trials trained with, so that it trains what they trained.
+    """
+    training = settings.training
+    study = f"--study-name {shlex.quote(settings.study_name)} --storage {shlex.quote(redact_url(settings.storage))}"
+    here = f"cd {shlex.quote(os.getcwd())} && {allennlp_command()}"
+    retrain_dir = shlex.quote(os.path.join(settings.serialization_dir, "best_model"))
+    overrides = training.overrides if isinstance(training.overrides, str) else json.dumps(training.overrides)
+    extra = ([f"-o {shlex.quote(overrides)}"] if overrides.strip() else [])
+    extra += [f"--include-package {shlex.quote(package)}" for package in training.include_package]
     return [
-        f"Report: {report}",
-        f"Best values:  allennlp best-params {study}",
-        f"Retrain best: allennlp retrain {config_file} -s best_model {study}",
-        f"New report:   allennlp tune-report {study} -o report.html",
+        f"Report: {os.path.abspath(os.path.join(settings.serialization_dir, REPORT_FILE))}",
+        f"Best values:  {here} best-params {study}",
+        f"Retrain best: {here} retrain {shlex.quote(training.config_file)} -s {retrain_dir} {' '.join([study, *extra])}",
+        f"New report:   {here} tune-report {study}",
     ]
+
+
+def allennlp_command() -> str:
+    """How a new shell runs this installation's ``allennlp``: ``allennlp`` when the shell's ``PATH`` finds
+    this one (an activated virtualenv), else its absolute path, else ``PYTHON -m allennlp``."""
+    here = os.path.join(os.path.dirname(sys.executable), "allennlp")
+    if not os.access(here, os.X_OK):
+        return f"{shlex.quote(sys.executable)} -m allennlp"
+    found = shutil.which("allennlp")
+    return "allennlp" if found and os.path.realpath(found) == os.path.realpath(here) else shlex.quote(here)

@@ -90,7 +90,17 @@ class EpochProgress:
         return f"epoch {self.done}/{self.total}" if self.total else f"epoch {self.done}"
 
 
-def _read_json(path: str) -> Dict[str, Any]:
+def finished_epochs(directory: str) -> List[int]:
+    """The epochs whose ``metrics_epoch_N.json`` AllenNLP has written in ``directory`` (none if it does not exist)."""
+    if not os.path.isdir(directory):
+        return []
+    names = [n[len("metrics_epoch_"):-len(".json")] for n in os.listdir(directory)
+             if n.startswith("metrics_epoch_") and n.endswith(".json")]
+    return sorted(int(n) for n in names if n.isdigit())
+
+
+def read_json_object(path: str) -> Dict[str, Any]:
+    """The JSON object in ``path``; empty when the file is missing, half written or not an object."""
     try:
         with open(path, encoding="utf-8") as file:
             content = json.load(file)
@@ -105,16 +115,10 @@ def epoch_progress(trial: FrozenTrial, monitor: str, total_epochs: Optional[int]
         last = max(trial.intermediate_values)
         return EpochProgress(last + 1, total_epochs, trial.intermediate_values[last])
     directory = trial.user_attrs.get(SERIALIZATION_DIR_ATTR)
-    if not directory or not os.path.isdir(directory):
-        return EpochProgress(0, total_epochs)
-    epochs = [
-        int(name[len("metrics_epoch_") : -len(".json")])
-        for name in os.listdir(directory)
-        if name.startswith("metrics_epoch_") and name.endswith(".json") and name[14:-5].isdigit()
-    ]
+    epochs = finished_epochs(directory) if directory else []
     if not epochs:
         return EpochProgress(0, total_epochs)
-    value = _read_json(os.path.join(directory, f"metrics_epoch_{max(epochs)}.json")).get(monitor)
+    value = read_json_object(os.path.join(directory, f"metrics_epoch_{max(epochs)}.json")).get(monitor)
     return EpochProgress(max(epochs) + 1, total_epochs, float(value) if isinstance(value, (int, float)) else None)
 
 
@@ -123,7 +127,7 @@ def configured_epochs(trial: FrozenTrial) -> Optional[int]:
     directory = trial.user_attrs.get(SERIALIZATION_DIR_ATTR)
     if not directory:
         return None
-    epochs = _read_json(os.path.join(directory, "config.json")).get("trainer", {}).get("num_epochs")
+    epochs = read_json_object(os.path.join(directory, "config.json")).get("trainer", {}).get("num_epochs")
     return epochs if isinstance(epochs, int) else None
 
 

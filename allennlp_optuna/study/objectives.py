@@ -161,3 +161,10 @@ def non_dominated(trials: Sequence[FrozenTrial], directions: Sequence[str]) -> L
     """The COMPLETE trials among ``trials`` that no other one dominates under ``directions``."""
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
     return [t for t in complete if not any(dominates(o.values, t.values, directions) for o in complete)]
+
+
+def monitored_metric(metrics: str) -> str:
+    """The per-epoch metric that tracks ``metrics``: ``best_validation_X`` → ``validation_X``."""
+    if metrics.startswith("best_validation_"):
+        return "validation_" + metrics[len("best_validation_"):]
+    return metrics

@@ -15,13 +15,14 @@ the same trials.
 This module imports neither torch nor AllenNLP's trainer, so summaries and reports can use it.
 """
 import math
+import os
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from allennlp_optuna.core.trial_attrs import CONFIG_ATTR, CONSTRAINTS_ATTR, METRIC_ATTR, REPEATS_ATTR
+from allennlp_optuna.core.trial_attrs import CONFIG_ATTR, CONSTRAINTS_ATTR, METRIC_ATTR, REPEATS_ATTR, SERIALIZATION_DIR_ATTR
 from allennlp_optuna.study.constraints import Constraints
 from allennlp_optuna.study.objectives import Objectives, non_dominated, split_keys
 from allennlp_optuna.study.repeats import RepeatPlan
@@ -102,6 +103,12 @@ class StoredStudy:
     def is_multi(self) -> bool:
         """Whether the study has several objectives (a Pareto front, no single best trial)."""
         return self.objectives.is_multi
+
+    def results_directory(self) -> Optional[str]:
+        """The directory holding the trials' ``trial_N`` directories (the latest run's ``--serialization-dir``),
+        where ``tune`` keeps the report; ``None`` before any trial recorded its directory."""
+        directories = [t.user_attrs[SERIALIZATION_DIR_ATTR] for t in self.trials() if SERIALIZATION_DIR_ATTR in t.user_attrs]
+        return os.path.dirname(str(directories[-1])) if directories else None
 
     def trials(self) -> List[FrozenTrial]:
         """The study's trials as they are now, by number (not copied: do not change them)."""

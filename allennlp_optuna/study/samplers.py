@@ -105,7 +105,9 @@ def _build(spec: Any, kind: str, where: str, defaults: Optional[Mapping[str, Any
         )
     extra = {key: value for key, value in (defaults or {}).items() if key in accepted and key not in attributes}
     try:
-        return cls(**attributes, **extra)
+        with warnings.catch_warnings():  # the user chose the class: an ExperimentalWarning says nothing they can act on
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return cls(**attributes, **extra)
     except (TypeError, ValueError) as error:
         raise ConfigurationError(f"{where}: {name}({json.dumps(spec.get('attributes') or {})}) failed: {error}")
 

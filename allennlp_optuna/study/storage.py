@@ -146,10 +146,12 @@ def check_storage_exists(storage: str) -> None:
     """Refuse a journal file or an ``sqlite:///`` URL whose file does not exist (opening it would create it)."""
     path = journal_file(storage) or _sqlite_file(storage)
     if path is not None and not os.path.isfile(path):
-        raise ConfigurationError(
-            f"storage {storage} does not exist: no file {os.path.abspath(path)}; "
-            "pass the --storage that allennlp tune used"
+        found = studies_below(os.getcwd())
+        advice = (
+            f"studies found below {os.getcwd()}: {'; '.join(found)}; pass the one you mean with --study-name and --storage"
+            if found else "pass the --storage that allennlp tune used"
         )
+        raise ConfigurationError(f"storage {storage} does not exist: no file {os.path.abspath(path)}; {advice}")
 
 
 def _sqlite_file(storage: str) -> Optional[str]:
@@ -165,6 +167,29 @@ def _sqlite_file(storage: str) -> Optional[str]:
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         return url.database
     return None
+
+
+STORAGE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+SEARCH_DEPTH = 2
+"""How many directory levels below the current one :func:`studies_below` looks for SQLite storages."""
+
+
+def studies_below(directory: str, depth: int = SEARCH_DEPTH) -> List[str]:
+    """The studies in the Optuna SQLite files below ``directory`` (``depth`` levels at most), each as
+    ``NAME (--storage sqlite:///PATH)``, PATH relative to ``directory``; hidden folders and virtualenvs are skipped."""
+    from allennlp_optuna.core.compat import is_optuna_sqlite_file
+
+    found = []
+    for root, folders, files in os.walk(directory):
+        level = 0 if root == directory else os.path.relpath(root, directory).count(os.sep) + 1
+        folders[:] = [] if level >= depth else sorted(f for f in folders if not f.startswith(".") and f != "venv")
+        for name in sorted(f for f in files if f.endswith(STORAGE_SUFFIXES)):
+            path = os.path.join(root, name)
+            if not is_optuna_sqlite_file(path):
+                continue
+            url = f"sqlite:///{os.path.relpath(path, directory)}"
+            found += [f"{study} (--storage {url})" for study in optuna.get_all_study_names(storage=url)]
+    return found
 
 
 def default_study_name(config_file: str) -> str:

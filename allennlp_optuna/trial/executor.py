@@ -35,12 +35,11 @@ from allennlp_optuna.study.constraints import ConstraintError, Constraints, reco
 from allennlp_optuna.trial.data_reuse import reusing_data
 from allennlp_optuna.trial.memory import release_training_memory
 from allennlp_optuna.trial.callbacks.metric_check import CONSTRAINT_FLAG, METRICS_FLAG, missing_metric_message, with_metric_check
-from allennlp_optuna.study.objectives import NUM_PARAMETERS, ObjectiveError, Objectives, metric_value
+from allennlp_optuna.study.objectives import NUM_PARAMETERS, ObjectiveError, Objectives, metric_value, monitored_metric
 from allennlp_optuna.trial.callbacks.parameter_count import with_parameter_count
 from allennlp_optuna.trial.callbacks.pruning import (
     RepeatedRun,
     has_pruning_callback,
-    monitored_metric,
     raise_worker_failure,
     storage_url,
     with_pruning_callback,

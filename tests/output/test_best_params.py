@@ -144,6 +144,30 @@ def test_a_missing_storage_file_is_refused_and_not_created(workdir: Path, capsys
     assert not (workdir / "allennlp_optuna.db").exists()
 
 
+def test_a_missing_storage_names_the_studies_below_and_their_storage_works(
+    workdir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    (workdir / "demo").mkdir()
+    (workdir / "demo" / "notes.db").write_text("an SQLite file of something else is left alone\n")
+    study = optuna.create_study(study_name="imdb", storage="sqlite:///demo/demo.db", direction="maximize")
+    study.add_trial(optuna.trial.create_trial(params={"lr": 0.1}, value=0.8,
+                                              distributions={"lr": optuna.distributions.FloatDistribution(0, 1)}))
+    before = {p: p.stat().st_mtime_ns for p in (workdir / "demo").iterdir()}
+
+    result = run_cli(["best-params"], capsys)
+
+    assert_refused(
+        result,
+        f"storage sqlite:///allennlp_optuna.db does not exist: no file {workdir / 'allennlp_optuna.db'}; "
+        f"studies found below {workdir}: imdb (--storage sqlite:///demo/demo.db); "
+        "pass the one you mean with --study-name and --storage",
+    )
+    assert {p: p.stat().st_mtime_ns for p in (workdir / "demo").iterdir()} == before
+    assert not (workdir / "allennlp_optuna.db").exists()
+    advised = run_cli(["best-params", "--study-name", "imdb", "--storage", "sqlite:///demo/demo.db"], capsys)
+    assert advised.code == 0 and advised.out.strip() == "lr=0.1", advised
+
+
 def test_a_storage_that_is_not_a_database_is_refused(workdir: Path, capsys: pytest.CaptureFixture) -> None:
     (workdir / "notes.txt").write_text("not a database\n" * 100)
 

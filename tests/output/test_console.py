@@ -1,5 +1,6 @@
 """What `allennlp tune` prints: the study (header, trials, status, one done line), not AllenNLP's log."""
 import re
+import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import List
@@ -12,7 +13,8 @@ from optuna.trial import TrialState, create_trial
 from allennlp_optuna.core.redaction import redact_url as mask_password
 from allennlp_optuna.output.view import StudyDescription, StudyView
 from allennlp_optuna.study.objectives import Objectives
-from tests.conftest import CONFIG, HPARAMS, run_cli, run_cli_process
+from allennlp_optuna.output.summary import allennlp_command
+from tests.conftest import CONFIG, HPARAMS, run_cli, run_cli_process, validation_metrics
 
 FAST_TRIALS = '{"trainer.num_epochs": 1}'
 CONTROL_CODES = re.compile(r"[\x1b\r]")
@@ -58,11 +60,13 @@ def test_a_short_study_prints_its_header_trials_one_done_line_and_what_to_do_nex
         rf"\(trial {study.best_trial.number}\)",
         done[0],
     )
+    here = f"cd {workdir} && {allennlp_command()}"
     assert lines[-4:] == [
-        f"Report: {Path('result') / 'report.html'}",
-        "Best values:  allennlp best-params --study-name cnn --storage sqlite:///cnn.db",
-        f"Retrain best: allennlp retrain {CONFIG} -s best_model --study-name cnn --storage sqlite:///cnn.db",
-        "New report:   allennlp tune-report --study-name cnn --storage sqlite:///cnn.db -o report.html",
+        f"Report: {workdir / 'result' / 'report.html'}",
+        f"Best values:  {here} best-params --study-name cnn --storage sqlite:///cnn.db",
+        f"Retrain best: {here} retrain {CONFIG} -s result/best_model --study-name cnn --storage sqlite:///cnn.db "
+        f"-o '{FAST_TRIALS}'",
+        f"New report:   {here} tune-report --study-name cnn --storage sqlite:///cnn.db",
     ]
     assert not CONTROL_CODES.search(result.out + result.err)  # captured: not a terminal
     console = result.out + result.err
@@ -70,6 +74,24 @@ def test_a_short_study_prints_its_header_trials_one_done_line_and_what_to_do_nex
     log = (workdir / "result" / "trial_0" / "out.log").read_text(encoding="utf-8")
     assert "INFO - allennlp.training.gradient_descent_trainer - Beginning training." in log
     assert "INFO - allennlp.common.params - model.type = basic_classifier" in log
+
+
+def test_the_next_commands_work_pasted_into_a_new_shell_anywhere(workdir: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    tuned = run_cli_process(tune_argv("sqlite:///cnn.db", "--n-trials", "2"), cwd=workdir)
+    assert tuned.code == 0, tuned
+    commands = [line.split(":", 1)[1].strip() for line in tuned.out.splitlines()[-3:]]
+    elsewhere = tmp_path_factory.mktemp("elsewhere")  # no study, no virtualenv on PATH
+    shell = {"PATH": "/usr/bin:/bin", "HOME": str(elsewhere), "LANG": "C.UTF-8"}
+
+    ran = [subprocess.run(["bash", "-c", command], cwd=elsewhere, env=shell, capture_output=True, text=True)
+           for command in commands]
+
+    assert [r.returncode for r in ran] == [0, 0, 0], [r.stderr[-2000:] for r in ran]
+    study = optuna.load_study(study_name="cnn", storage=f"sqlite:///{workdir / 'cnn.db'}")
+    assert ran[0].stdout.strip() == " ".join(f"{k}={v}" for k, v in study.best_params.items())
+    assert validation_metrics(workdir / "result" / "best_model") == validation_metrics(
+        workdir / "result" / f"trial_{study.best_trial.number}")
+    assert ran[2].stdout.strip() == f"Wrote {workdir / 'result' / 'report.html'}"
 
 
 def test_verbose_streams_allennlps_log_to_the_console(workdir: Path, capsys: pytest.CaptureFixture) -> None:

@@ -119,6 +119,9 @@ def test_tune_report_command_writes_the_page_and_csv(
     assert (workdir / "trials.csv").read_text(encoding="utf-8") == trials_csv(tuned)
     assert 'id="plot-history"' in (workdir / "page.html").read_text(encoding="utf-8")
 
+    beside = run_cli(["tune-report", "--storage", storage], capsys)
+    assert beside.out.strip().splitlines()[-1] == f"Wrote {result_dir(tuned) / 'report.html'}"  # where tune keeps it
+
     missing = run_cli(["tune-report", "--storage", storage, "--study-name", "imdb"], capsys)
     assert missing.code == 2
     assert missing.err.strip().splitlines()[-1] == (
@@ -195,7 +198,7 @@ def test_tune_summary_agrees_with_the_report_and_trial_lines_are_printed(
     page = (workdir / "result" / "report.html").read_text(encoding="utf-8")
     summary = [html.unescape(line) for line in re.findall(r"<li>(.*?)</li>", plot_segment(page, "summary"))]
     assert printed[-8:-4] == summary
-    assert printed[-4] == f"Report: {os.path.join('result', 'report.html')}"
+    assert printed[-4] == f"Report: {workdir / 'result' / 'report.html'}"
     finished = [line.split(":")[0] for line in printed if re.match(r"trial \d+ (COMPLETE|PRUNED|FAIL)", line)]
     assert finished == ["trial 0 COMPLETE", "trial 1 COMPLETE"]
     assert printed[-9].startswith(

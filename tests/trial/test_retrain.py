@@ -7,7 +7,9 @@ import pytest
 from optuna.trial import TrialState
 
 from allennlp_optuna import retrain
-from tests.conftest import CONFIG, TunedStudy, assert_command_refused, read_json, run_cli, validation_metrics
+from tests.conftest import (
+    CONFIG, TunedStudy, assert_command_refused, read_json, run_cli, run_cli_process, validation_metrics,
+)
 
 def retrain_argv(tuned: TunedStudy, *extra: str) -> list:
     return ["retrain", str(CONFIG), "-s", "retrained", "--storage", tuned.storage, *extra]
@@ -27,6 +29,35 @@ def test_retraining_the_best_trial_reproduces_its_validation_metrics(
     assert result.out.strip().splitlines()[-1] == (
         f"best_validation_accuracy = {best.value} (trial {best.number}: {best.value})"
     )
+
+
+def test_retrain_prints_what_it_trains_a_line_per_epoch_and_the_result_not_allennlps_log(
+    tuned_study: TunedStudy, workdir: Path
+) -> None:
+    result = run_cli_process(retrain_argv(tuned_study), cwd=workdir)
+
+    best = tuned_study.load().best_trial
+    assert result.code == 0, result
+    console = (result.out + result.err).strip().splitlines()
+    assert len(console) <= 40
+    assert result.out.splitlines()[:3] == [
+        f"Retraining trial {best.number} of study 'classifier': best_validation_accuracy = {best.value}, "
+        f"directory {tuned_study.result / f'trial_{best.number}'}",
+        "  with " + " ".join(f"{k}={v}" for k, v in best.params.items()),
+        "  into retrained (AllenNLP's log: retrained/out.log)",
+    ]
+    epochs = read_json(workdir / "retrained" / "config.json")["trainer"]["num_epochs"]
+    epoch_lines = [line for line in result.out.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in epoch_lines] == [f"epoch {e}/{epochs}" for e in range(1, epochs + 1)]
+    last = read_json(workdir / "retrained" / f"metrics_epoch_{epochs - 1}.json")["validation_accuracy"]
+    assert epoch_lines[-1].startswith(f"epoch {epochs}/{epochs}: validation_accuracy={last:.4g}, ")
+    plugins = "INFO - allennlp.common.plugins - Plugin"  # AllenNLP's own start-up line, before any command runs
+    assert [line for line in console if " - INFO - " in line and plugins not in line] == []  # the log is in out.log
+    assert "Beginning training." in (workdir / "retrained" / "out.log").read_text()
+
+    verbose = run_cli_process(retrain_argv(tuned_study, "-f", "--verbose"), cwd=workdir)
+    assert verbose.code == 0, verbose
+    assert "INFO - allennlp.training.gradient_descent_trainer - Beginning training." in verbose.out
 
 
 def test_a_chosen_trial_is_retrained_without_its_pruning_callback(tuned_study: TunedStudy, workdir: Path) -> None:

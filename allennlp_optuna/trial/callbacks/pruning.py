@@ -50,7 +50,6 @@ from allennlp_optuna.study.storage import JournalFileStorage
 logger = logging.getLogger(__name__)
 
 _CONTINUE, _PRUNE, _FAIL = 0, 1, 2
-_BEST_VALIDATION = "best_validation_"
 
 
 @dataclass(frozen=True)
@@ -261,13 +260,6 @@ def _agree(decision: int, trainer: GradientDescentTrainer) -> int:
     shared = torch.tensor([decision], dtype=torch.long, device=device)
     dist.broadcast(shared, src=0)
     return int(shared.item())
-
-
-def monitored_metric(metrics: str) -> str:
-    """The per-epoch metric that tracks ``metrics``: ``best_validation_X`` → ``validation_X``."""
-    if metrics.startswith(_BEST_VALIDATION):
-        return "validation_" + metrics[len(_BEST_VALIDATION) :]
-    return metrics
 
 
 def pruner_spec(pruner: optuna.pruners.BasePruner) -> Dict[str, Any]:
