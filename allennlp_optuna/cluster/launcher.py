@@ -9,8 +9,11 @@ done (:mod:`allennlp_optuna.cluster.follow`), and end as ``tune`` does: the best
 the report, the summary. ``--detach`` returns once the job is submitted; Ctrl-C while following
 detaches too (the job goes on: ``scancel JOB_ID`` cancels it).
 """
+import contextlib
+import signal
+import threading
 import time
-from typing import Optional
+from typing import Iterator, Optional
 
 import optuna
 
@@ -41,6 +44,24 @@ def submit(array: ArrayJob, study: optuna.Study) -> SubmittedJob:
     return SubmittedJob(sbatch(array.sbatch_options, array.script()), array, target, deadline)
 
 
+@contextlib.contextmanager
+def detaching_on_interrupt(job: SubmittedJob) -> Iterator[None]:
+    """While open, Ctrl-C (SIGINT) or SIGTERM stops following: :class:`Detached`, saying how to reach the job.
+
+    The handlers are installed even where ``tune`` started with SIGINT ignored (a shell's background job).
+    """
+    main = threading.current_thread() is threading.main_thread()  # only it may set handlers
+    signals = (signal.SIGINT, signal.SIGTERM) if main else ()
+    previous = {signum: signal.signal(signum, signal.default_int_handler) for signum in signals}
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Detached(job.detached_message()) from None
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def launch_study(settings: TuneSettings) -> Optional[optuna.Study]:
     """Run the study's trials as the tasks of one SLURM job array; the function behind ``--launcher slurm``.
 
@@ -59,9 +80,7 @@ def launch_study(settings: TuneSettings) -> Optional[optuna.Study]:
     if settings.detach:
         print("\n".join(job.commands()), flush=True)
         return None
-    try:
+    with detaching_on_interrupt(job):
         print(f"  Ctrl-C stops following; the job goes on (scancel {job.job_id} cancels it)", flush=True)
         run_study(study, settings, plan, run_trials=lambda console: follow(job, study, console))
-    except KeyboardInterrupt:
-        raise Detached(job.detached_message())
     return study

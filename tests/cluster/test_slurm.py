@@ -74,12 +74,17 @@ def journal_study(workdir: Path, name: str) -> optuna.Study:
     return load_existing_study(name, str(workdir / JOURNAL))
 
 
-def start_tune(argv: List[str], cwd: Path, env: Dict[str, str]) -> Tuple[subprocess.Popen, Path]:
-    """`allennlp ARGV` in a session of its own (as a terminal runs it), its output in a log file."""
+def start_tune(argv: List[str], cwd: Path, env: Dict[str, str], sigint_ignored: bool = False
+               ) -> Tuple[subprocess.Popen, Path]:
+    """`allennlp ARGV` in a session of its own (as a terminal runs it), its output in a log file; with
+    ``sigint_ignored``, started with SIGINT ignored, as a shell without job control starts a background job."""
     log = cwd / f"tune-{uuid.uuid4().hex[:6]}.log"
+    command = [sys.executable, "-m", "allennlp", *argv]
+    if sigint_ignored:
+        command = ["bash", "-c", 'trap "" INT; exec "$@"', "bash", *command]
     with open(log, "w") as output:
-        process = subprocess.Popen([sys.executable, "-m", "allennlp", *argv], cwd=cwd, env={**os.environ, **env},
-                                   stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(command, cwd=cwd, env={**os.environ, **env}, stdout=output,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
     return process, log
 
 
@@ -200,7 +205,7 @@ def test_detach_and_ctrl_c_leave_the_job_running_and_say_how_to_cancel_it(workdi
     hold = workdir / "hold"
     hold.touch()
     tune, log = start_tune(slurm_argv(name, "--max-trials", "2", "--skip-if-exists", "-o", BARRIER_TRIALS), workdir,
-                           probe_environment(workdir, {HOLD_ENV: str(hold)}))
+                           probe_environment(workdir, {HOLD_ENV: str(hold)}), sigint_ignored=True)
     wait_for(lambda: "Submitted SLURM job" in log.read_text(), "the job to be submitted")
     os.killpg(tune.pid, signal.SIGINT)  # Ctrl-C
     result = finished_tune(tune, log)
