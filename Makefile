@@ -30,9 +30,10 @@ demo: $(STAMP)
 		--enqueue-trial baseline.json --n-trials 8
 	cd demo && ../$(BIN)/allennlp best-params $(DEMO_STUDY)
 
-# The PostgreSQL tests get a throwaway server unless ALLENNLP_OPTUNA_TEST_POSTGRES names one.
+# The PostgreSQL tests get a throwaway server unless ALLENNLP_OPTUNA_TEST_POSTGRES names one, the
+# SLURM tests a throwaway one-node cluster unless ALLENNLP_OPTUNA_TEST_SLURM names a slurm.conf.
 test: $(STAMP)
-	scripts/with-test-postgres $(BIN)/pytest -q
+	scripts/with-test-postgres scripts/with-test-slurm $(BIN)/pytest -q
 
 clean:
 	rm -rf $(VENV) demo/data demo/result demo/best_model demo/*.db

@@ -9,7 +9,7 @@
 """
 import os
 from dataclasses import dataclass
-from typing import Any, List, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 import optuna
 from allennlp.common.checks import ConfigurationError
@@ -17,17 +17,24 @@ from optuna.trial import FrozenTrial, TrialState
 
 from allennlp_optuna.core.compat import no_trial_traceback_for
 from allennlp_optuna.core.trial_attrs import OVER_BUDGET_ATTR
-from allennlp_optuna.output.console import StudyDescription, study_console
+from allennlp_optuna.faults.preemption import Preempted
+from allennlp_optuna.output.console import StudyDescription, StudyWatcher, study_console
 from allennlp_optuna.core.trial_attrs import REPORT_FILE
 from allennlp_optuna.output.report import ReportWriter
 from allennlp_optuna.parallel.loop import optimize_in_process
 from allennlp_optuna.parallel.plan import WorkerPlan, plan_workers
 from allennlp_optuna.parallel.workers import run_workers, runs_in_this_process
-from allennlp_optuna.study.settings import ARCHIVE_BEST, TuneSettings
+from allennlp_optuna.study.settings import ARCHIVE_BEST, LAUNCH_LOCAL, TuneSettings
 from allennlp_optuna.study.config import check_config, check_overrides, load_params
 from allennlp_optuna.study.enqueue import EnqueuedValues, read_enqueued_values
 from allennlp_optuna.study.data_paths import check_study_data
-from allennlp_optuna.study.preflight import check_devices, check_repeat_variable, check_serialization_dir, import_packages
+from allennlp_optuna.study.preflight import (
+    check_devices,
+    check_journal_directory,
+    check_repeat_variable,
+    check_serialization_dir,
+    import_packages,
+)
 from allennlp_optuna.study.record import failure_line
 from allennlp_optuna.study.samplers import OptunaSettings, check_sampler_fits, class_name, plan_sampler
 from allennlp_optuna.study.search_space import SearchSpace
@@ -37,9 +44,10 @@ from allennlp_optuna.trial.archive import archive_best_trial
 from allennlp_optuna.study.objectives import monitored_metric
 from allennlp_optuna.trial.callbacks.pruning import plan_pruning
 from allennlp_optuna.trial.memory import frozen_between_trials
-from allennlp_optuna.trial.objective import TrialObjective
+from allennlp_optuna.trial.objective import StudyCallback, TrialObjective
 
-no_trial_traceback_for(ConfigurationError)  # its one line is printed by the command; fail_reason keeps the rest
+# A ConfigurationError's one line is printed by the command (fail_reason keeps the rest); a trial SLURM stopped is retried.
+no_trial_traceback_for(ConfigurationError, Preempted)
 
 
 @dataclass
@@ -47,7 +55,8 @@ class StudyPlan:
     """What checking a run's inputs found: everything its study needs before the first trial.
 
     Args:
-        workers: one plan per worker process (its GPUs or CPU threads).
+        workers: one plan per worker process (its GPUs or CPU threads); with ``--launcher slurm``,
+            one per task of the job array (each plans its own workers on the GPUs SLURM gives it).
         search_space: the validated search space.
         optuna_settings: the sampler and pruner.
         enqueued: the ``--enqueue-trial`` values, checked against the search space.
@@ -66,8 +75,9 @@ def plan_study(settings: TuneSettings) -> StudyPlan:
     study is opened and any trial trains."""
     training = settings.training
     check_storage_url(settings.storage)
-    workers = plan_workers(settings.n_workers, settings.devices, settings.devices_per_trial)
+    workers = plan_worker_processes(settings)
     check_devices(settings.devices)
+    check_journal_directory(settings.storage)
     search_space = SearchSpace.from_file(settings.search_space_file)
     optuna_settings = plan_sampler(settings.optuna_param_path, training.objectives.is_multi, training.constraints)
     check_sampler_fits(optuna_settings.sampler, search_space, str(settings.optuna_param_path))
@@ -85,6 +95,15 @@ def plan_study(settings: TuneSettings) -> StudyPlan:
     return StudyPlan(workers, search_space, optuna_settings, enqueued, add_pruning_callback)
 
 
+def plan_worker_processes(settings: TuneSettings) -> List[WorkerPlan]:
+    """One plan per worker process of this machine; with ``--launcher slurm``, one per task of the job array
+    (each task plans its own workers on the GPUs SLURM gives it)."""
+    if settings.launcher != LAUNCH_LOCAL:
+        return [WorkerPlan(task) for task in range(settings.n_workers or 1)]
+    return plan_workers(settings.n_workers, settings.devices, settings.devices_per_trial,
+                        trials_per_device=settings.trials_per_device)
+
+
 def describe_run(settings: TuneSettings, plan: StudyPlan) -> StudyDescription:
     """What the console's header says about this run."""
     return StudyDescription(
@@ -98,19 +117,41 @@ def describe_run(settings: TuneSettings, plan: StudyPlan) -> StudyDescription:
     )
 
 
-def run_study(study: optuna.Study, settings: TuneSettings, plan: StudyPlan) -> None:
-    """Run the trials, archive the best one, and leave the report current whatever happens."""
+def run_trials_here(
+    study: optuna.Study, settings: TuneSettings, plan: StudyPlan, callbacks: Sequence[StudyCallback] = ()
+) -> None:
+    """Run the study's trials on this machine, calling ``callbacks`` after each: in this process
+    (Optuna's own loop; no processes, tickets or locks) or in one worker process per plan."""
     objective = TrialObjective(settings, plan.search_space, plan.add_pruning_callback)
+    callbacks = [*objective.study_callbacks(), *callbacks]
+    if runs_in_this_process(plan.workers):
+        optimize_in_process(settings, objective.for_worker(plan.workers[0]), plan.optuna_settings, callbacks)
+    else:
+        run_workers(study, settings, objective, optuna_settings=plan.optuna_settings, plans=plan.workers,
+                    callbacks=callbacks)
+
+
+TrialRunner = Callable[[StudyWatcher], None]
+"""Runs (or waits for) a study's trials while the console shows them."""
+
+
+def run_study(study: optuna.Study, settings: TuneSettings, plan: StudyPlan, run_trials: Optional[TrialRunner] = None
+              ) -> None:
+    """Run the trials in the console, archive the best one, and leave the report current whatever happens.
+
+    Args:
+        study: the study, created or joined.
+        settings: the run's settings.
+        plan: what checking the inputs found.
+        run_trials: how the trials run while the console shows them (default: :func:`run_trials_here`;
+            ``--launcher slurm`` follows its job array instead).
+    """
     report = ReportWriter(settings.serialization_dir)
-    callbacks = [*objective.study_callbacks(), report]
+    run = run_trials or (lambda console: run_trials_here(study, settings, plan, [report]))
     try:
         monitor = monitored_metric(settings.training.objectives.keys[0])
-        with frozen_between_trials(), study_console(describe_run(settings, plan), monitor, settings.verbose):
-            if runs_in_this_process(plan.workers):  # Optuna's own loop; no processes, tickets or locks
-                optimize_in_process(settings, objective.for_worker(plan.workers[0]), plan.optuna_settings, callbacks)
-            else:
-                run_workers(study, settings, objective, optuna_settings=plan.optuna_settings, plans=plan.workers,
-                            callbacks=callbacks)
+        with frozen_between_trials(), study_console(describe_run(settings, plan), monitor, settings.verbose) as console:
+            run(console)
             if settings.archive == ARCHIVE_BEST:
                 archive_best_trial(study)
     finally:
@@ -127,6 +168,11 @@ def tune_study(settings: TuneSettings) -> optuna.Study:
         ConfigurationError: also when this run's trials all failed (``--skip-exception`` recorded
             them and went on) and none finished.
     """
+    if settings.launcher != LAUNCH_LOCAL:
+        raise ConfigurationError(
+            f"--launcher {settings.launcher} submits a job array: run it with allennlp tune, or from Python with "
+            "allennlp_optuna.cluster.launch_study(settings)"
+        )
     plan = plan_study(settings)
     study = open_study(settings, plan.optuna_settings, plan.enqueued, plan.search_space)
     earlier = {t.number for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING}

@@ -6,9 +6,11 @@ Given CUDA, tunes the AllenNLP guide's ``imdb_optuna.jsonnet`` (as the guide has
 ``peak_gpu_0_memory_MB`` in ``metrics.json``) and value, and the study's best value. With two or
 more GPUs it also runs the distributed case: each trial trains on 2 GPUs
 (``--devices-per-trial 2``, AllenNLP's ``distributed`` training) under a median pruner, and
-prints which trials were pruned at which epoch. Run from the repository root:
+prints which trials were pruned at which epoch. Then it measures ``--trials-per-device K`` for K = 1,
+2 and 4 on GPU 0 (K trials sharing one GPU) and prints trials per hour for each, and their ratio to
+K = 1. Run from the repository root:
 
-    python -m benchmarks.gpu [--trials 8] [--train 10000] [--dev 2000] [--epochs 5]
+    python -m benchmarks.gpu [--trials 8] [--train 10000] [--dev 2000] [--epochs 5] [--per-device 1 2 4]
 
 Sized to finish in under 8 minutes on one H200 with the defaults. Without CUDA it says so and
 exits 0; ``--cpu`` runs the same script on the CPU with tiny sizes, to check the script itself.
@@ -53,12 +55,29 @@ def run_study(scenario: Scenario, name: str, extra: Sequence[str]) -> optuna.Stu
     return study
 
 
+def trials_per_device(scenario: Scenario, counts: Sequence[int], on_gpu: bool) -> None:
+    """Trials per hour with K workers sharing GPU 0 (``--devices 0 --trials-per-device K``) for each K.
+
+    On the CPU (``--cpu``, to check the script) the K workers share the cores (``--n-workers K``).
+    """
+    rates = {}
+    for k in counts:
+        flags = ["--devices", "0", "--trials-per-device", str(k)] if on_gpu else ["--n-workers", str(k)]
+        seconds = run_tune(scenario, f"per_device_{k}", flags)
+        complete = sum(t.state.name in ("COMPLETE", "PRUNED") for t in scenario.study(f"per_device_{k}").trials)
+        rates[k] = complete / seconds * 3600
+        print(f"  {k} trial(s) per GPU: {complete} trials in {seconds:.1f} s = {rates[k]:.0f} trials/hour"
+              f" ({rates[k] / rates[counts[0]]:.2f}x K={counts[0]})", flush=True)
+
+
 def main(argv: List[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--train", type=int, default=10000)
     parser.add_argument("--dev", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--per-device", type=int, nargs="+", default=[1, 2, 4], metavar="K",
+                        help="trials sharing one GPU to measure (--trials-per-device K)")
     parser.add_argument("--cpu", action="store_true", help="check the script on the CPU with tiny sizes")
     args = parser.parse_args(argv)
     n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -85,6 +104,8 @@ def main(argv: List[str]) -> None:
             run_study(scenario, "distributed_pruning", [*devices, "--devices-per-trial", "2"])
         else:
             print("distributed pruning: needs 2 GPUs, skipped")
+        print("trials per GPU (--trials-per-device K on GPU 0):")
+        trials_per_device(scenario, args.per_device, on_gpu=bool(n_gpus))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,11 @@ tests.training_probe``) and set :data:`PROBE_ENV` to a directory:
   slowly a worker process starts;
 * with :data:`HOLD_ENV` set to a file's path, every epoch's end waits while that file exists
   (up to :data:`BARRIER_SECONDS`), before the pruning callback reports the epoch: a test can hold
-  trials mid-training, take the storage down, and let them report into the outage.
+  trials mid-training, take the storage down, and let them report into the outage;
+* with :data:`STALL_ENV` set to ``EPOCH``, the first training batch of that epoch (the checkpoint of
+  the epochs before it written) waits (up to :data:`BARRIER_SECONDS`), once: the first run to get
+  there appends ``RUN_DIR TASK`` to ``DIRECTORY/stalled.txt``, ``TASK`` being the SLURM task it runs
+  in (``ARRAYID_TASK``), so that a test can requeue or cancel that task in the middle of a trial.
 """
 import os
 import signal
@@ -28,6 +32,7 @@ PROBE_ENV = "ALLENNLP_OPTUNA_TEST_PROBE"
 KILL_ENV = "ALLENNLP_OPTUNA_TEST_KILL"
 BARRIER_ENV = "ALLENNLP_OPTUNA_TEST_BARRIER"
 HOLD_ENV = "ALLENNLP_OPTUNA_TEST_HOLD"
+STALL_ENV = "ALLENNLP_OPTUNA_TEST_STALL"
 BARRIER_SECONDS = 120.0
 
 
@@ -42,6 +47,11 @@ class TrainingProbe(TrainerCallback):
     def on_batch(self, trainer: Any, batch_inputs: List[Any], batch_outputs: List[Dict[str, Any]],
                  batch_metrics: Dict[str, Any], epoch: int, batch_number: int, is_training: bool,
                  is_primary: bool = True, **kwargs: Any) -> None:
+        if is_training and os.environ.get(STALL_ENV) == str(epoch) and claim(probe_dir() / "stall"):
+            task = f"{os.environ.get('SLURM_ARRAY_JOB_ID')}_{os.environ.get('SLURM_ARRAY_TASK_ID')}"
+            with open(probe_dir() / "stalled.txt", "a") as record:
+                record.write(f"{self.serialization_dir} {task}\n")
+            wait_until(lambda: False)
         target = kill_target()
         if target is None or not is_training or epoch != target[0]:
             return
@@ -58,6 +68,15 @@ class TrainingProbe(TrainerCallback):
             record.write(f"{self.serialization_dir} {epoch}\n")
         if os.environ.get(HOLD_ENV):
             wait_until(lambda: not os.path.exists(os.environ[HOLD_ENV]))
+
+
+def claim(marker: Path) -> bool:
+    """Create ``marker``; ``False`` when it exists already (another process claimed it first)."""
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+        return True
+    except FileExistsError:
+        return False
 
 
 def wait_for_processes(count: int) -> None:

@@ -2,6 +2,8 @@
 The `tune` subcommand searches hyperparameters of an AllenNLP config with Optuna.
 
     allennlp tune CONFIG.jsonnet SEARCH_SPACE.json --serialization-dir DIR [options]
+    allennlp tune CONFIG.jsonnet SEARCH_SPACE.json -s DIR --storage /shared/study.log \
+        --launcher slurm --n-workers 8 --sbatch "--partition=gpu --gres=gpu:1" --max-trials 64
 
 The config reads each hyperparameter with `std.extVar('name')`; the search-space file says
 how Optuna samples it. Trial N trains in `DIR/trial_N`; the study lives in `--storage`.
@@ -40,16 +42,20 @@ class Tune(options.PluginCommand):
 
     @exit_on_configuration_error("tune", interrupted=INTERRUPTED_MESSAGE)
     def run(self, args: argparse.Namespace) -> None:
-        """Run :func:`allennlp_optuna.tuning.tune_study` with the settings the command line gives."""
+        """Run :func:`~allennlp_optuna.tuning.tune_study` (:func:`~allennlp_optuna.cluster.launch_study` with
+        ``--launcher slurm``) with the settings the command line gives."""
+        from allennlp_optuna.cluster.launcher import launch_study
         from allennlp_optuna.output.logs import quiet_setup
         from allennlp_optuna.output.summary import next_commands, summarize
-        from allennlp_optuna.study.settings import TuneSettings
+        from allennlp_optuna.study.settings import LAUNCH_LOCAL, TuneSettings
         from allennlp_optuna.trial.memory import exit_without_final_collection
         from allennlp_optuna.tuning import tune_study
 
         with quiet_setup(args.verbose):
             settings = TuneSettings.from_args(args)
-            study = tune_study(settings)
+            study = tune_study(settings) if settings.launcher == LAUNCH_LOCAL else launch_study(settings)
+        if study is None:  # submitted with --detach; launch_study said how to follow the job
+            return
         print(summarize(study), flush=True)
         print("\n".join(next_commands(settings)), flush=True)
         exit_without_final_collection()

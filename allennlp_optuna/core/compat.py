@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import optuna
 from optuna.distributions import BaseDistribution
+from optuna.storages._heartbeat import BaseHeartbeat  # private: see HeartbeatHooks
 from optuna.trial import FrozenTrial
 
 # --- Optuna: storages and trial identity ------------------------------------------------------
@@ -231,6 +232,31 @@ def stale_trial_callback(storage: Any) -> Any:
         storage, "get_failed_trial_callback", None
     )
     return getter() if getter is not None else None
+
+
+# --- Optuna: heartbeats for storages other than RDBStorage ------------------------------------
+
+class HeartbeatHooks(BaseHeartbeat):
+    """What makes a storage take part in Optuna's heartbeat, with its private hook given a public name.
+
+    Optuna's heartbeat thread (``study.optimize`` records a running trial's heartbeat), its
+    ``fail_stale_trials`` and the stale-trial callback (the retry) work with any storage that is
+    also an ``optuna.storages._heartbeat.BaseHeartbeat``, a private class; only ``RDBStorage`` is
+    one, so a journal file's trials would never be found stale. A storage inherits this and
+    implements ``record_heartbeat``, :meth:`stale_trial_ids`, ``get_heartbeat_interval`` and
+    ``get_heartbeat_stale_trial_callback``; Optuna calls the private ``_get_stale_trial_ids``, and
+    Optuna before 4.9 ``get_failed_trial_callback`` instead of the latter.
+    """
+
+    def stale_trial_ids(self, study_id: int) -> List[int]:
+        """The ids of the study's RUNNING trials whose heartbeat is older than the grace period."""
+        raise NotImplementedError
+
+    def _get_stale_trial_ids(self, study_id: int) -> List[int]:
+        return self.stale_trial_ids(study_id)
+
+    def get_failed_trial_callback(self) -> Any:
+        return self.get_heartbeat_stale_trial_callback()
 
 
 # --- Optuna: constraints, told differently by each version --------------------------------------

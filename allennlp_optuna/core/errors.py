@@ -20,6 +20,11 @@ class StudyError(ConfigurationError):
     reports): it stops the study even with ``--skip-exception``, which skips only one trial's failure."""
 
 
+class Detached(KeyboardInterrupt):
+    """Ctrl-C while following work that goes on without this process (a SLURM job array); the
+    message says how to reach the work, and is what the command prints."""
+
+
 def first_line(error: BaseException) -> str:
     """The first non-empty line of an exception's message (library errors can be long)."""
     text = str(error).strip()
@@ -87,7 +92,8 @@ def exit_on_configuration_error(command: str, interrupted: Optional[str] = None)
     The line reads ``allennlp COMMAND: error: MESSAGE`` and the process exits with status 2,
     as argparse does for a bad flag; a password in a URL is never printed back
     (:func:`~allennlp_optuna.core.redaction.redact_url`). With ``interrupted``, Ctrl-C / SIGTERM print
-    ``allennlp COMMAND: INTERRUPTED`` and exit with status 130. Other exceptions (real bugs,
+    ``allennlp COMMAND: INTERRUPTED`` (a :class:`Detached`'s own message instead) and exit with status 130.
+    Other exceptions (real bugs,
     crashes) keep their traceback.
     """
 
@@ -103,10 +109,10 @@ def exit_on_configuration_error(command: str, interrupted: Optional[str] = None)
                 return function(*args, **kwargs)
             except ConfigurationError as error:
                 leave(f"error: {redact_url(error.message)}", USER_ERROR_EXIT_CODE)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as interruption:
                 if interrupted is None:
                     raise
-                leave(interrupted, INTERRUPTED_EXIT_CODE)
+                leave(str(interruption) if isinstance(interruption, Detached) else interrupted, INTERRUPTED_EXIT_CODE)
 
         return wrapper  # type: ignore[return-value]
 

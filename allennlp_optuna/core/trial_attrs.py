@@ -34,6 +34,11 @@ RESUMED_ATTR = "resumed_from"
 """Trial user attribute of a retry that continued a killed trial's training (see
 :mod:`allennlp_optuna.faults.resume`): the killed trial's serialization directory."""
 
+PREEMPTED_ATTR = "preempted"
+"""Trial user attribute of a trial that a signal from SLURM stopped (preemption, requeue, ``scancel``,
+the time limit's warning): the signal's name. Its retry, queued at once, continues from its checkpoint
+(see :mod:`allennlp_optuna.faults.preemption`)."""
+
 CONSTRAINT_VALUES_ATTR = "constraint_values"
 """Trial user attribute of a COMPLETE trial in a study with ``--constraint``: ``{key: value}``, the
 constrained keys' values in its ``metrics.json`` (means over the runs of a repeated trial)."""
@@ -42,6 +47,10 @@ constrained keys' values in its ``metrics.json`` (means over the runs of a repea
 WORKER_ATTR = "allennlp_optuna:worker"
 """Trial system attribute ``{"host", "space", "pid", "started"}``: the process that runs the trial
 (see :mod:`allennlp_optuna.faults.identity`)."""
+
+HEARTBEAT_ATTR = "allennlp_optuna:heartbeat"
+"""Trial system attribute: ``time.time()`` of a running trial's last heartbeat in a journal file
+(see :mod:`allennlp_optuna.faults.heartbeat`; database storages keep heartbeats in a table of their own)."""
 
 # Study user attributes that later commands (best-params, retrain, reports) read back.
 METRIC_ATTR = "metrics"

@@ -30,6 +30,7 @@ from optuna.trial import TrialState
 
 from allennlp_optuna.core.compat import RDB_BACKEND_CALLS
 from allennlp_optuna.core.redaction import redact_url
+from allennlp_optuna.study.storage import is_sqlite
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +131,6 @@ def rdb_storage_for(url: str, **kwargs: Any) -> RDBStorage:
     (:func:`allennlp_optuna.study.storage.open_storage`): a server that cannot be reached when the
     command starts is a wrong URL or a server that is down, and it says so at once.
     """
-    if url.split(":", 1)[0].split("+", 1)[0] == "sqlite":
+    if is_sqlite(url):
         return RDBStorage(url, **kwargs)
     return ReconnectingStorage(url, **kwargs)

@@ -11,6 +11,10 @@ Two mechanisms end such a trial as FAIL and queue a retry with the same paramete
   worker that can see that process sees at once that it is gone, without waiting for the grace
   period (:func:`fail_orphaned_trials`).
 
+A journal file has no heartbeat of Optuna's own; :class:`~allennlp_optuna.faults.heartbeat.HeartbeatJournalStorage`
+gives it one. A trial that SLURM stopped with a signal is failed by its own worker, which queues
+its retry at once (:mod:`allennlp_optuna.faults.preemption`).
+
 Either way :class:`RetryCallback` (Optuna's ``RetryHeartbeatStaleTrialCallback``) enqueues a
 WAITING copy of the trial's parameters; the next trial any worker asks for is that retry, and
 :func:`retried_trial_number` tells which trial it retries. The retry trains in its own new
@@ -22,7 +26,6 @@ import warnings
 from typing import Any, List, Optional
 
 import optuna
-from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from allennlp_optuna.core.compat import (
@@ -32,21 +35,31 @@ from allennlp_optuna.core.compat import (
     study_storage,
     trial_id,
 )
+from allennlp_optuna.faults.heartbeat import HeartbeatJournalStorage
 from allennlp_optuna.faults.identity import WorkerIdentity, has_ended, is_this_process, same_process_space, this_process
 from allennlp_optuna.faults.reconnect import rdb_storage_for
 from allennlp_optuna.study.settings import DEFAULT_HEARTBEAT_INTERVAL
-from allennlp_optuna.study.storage import engine_options
-from allennlp_optuna.core.trial_attrs import FAIL_REASON_ATTR, RESUMED_ATTR, SERIALIZATION_DIR_ATTR, WORKER_ATTR
+from allennlp_optuna.study.storage import engine_options, journal_file
+from allennlp_optuna.core.trial_attrs import (
+    FAIL_REASON_ATTR,
+    HEARTBEAT_ATTR,
+    PREEMPTED_ATTR,
+    RESUMED_ATTR,
+    SERIALIZATION_DIR_ATTR,
+    WORKER_ATTR,
+)
 
 logger = logging.getLogger(__name__)
 
 
 # Attributes of a failed trial that must not carry over to its retry: the retry records its
-# own worker and trains in its own directory.
-_NOT_INHERITED_USER_ATTRS = (SERIALIZATION_DIR_ATTR, FAIL_REASON_ATTR, RESUMED_ATTR)
+# own worker, heartbeats and directory, and was not stopped (yet).
+_NOT_INHERITED_USER_ATTRS = (SERIALIZATION_DIR_ATTR, FAIL_REASON_ATTR, RESUMED_ATTR, PREEMPTED_ATTR)
+_NOT_INHERITED_SYSTEM_ATTRS = (WORKER_ATTR, HEARTBEAT_ATTR)
+
 
 class RetryCallback(RetryCallbackBase):  # type: ignore[misc, valid-type]
-    """Optuna's retry callback, leaving out the failed trial's worker and directory.
+    """Optuna's retry callback, leaving out the failed trial's worker, heartbeat and directory.
 
     Args:
         max_retry: how many times one trial's parameters are retried (``None``: no limit).
@@ -54,9 +67,14 @@ class RetryCallback(RetryCallbackBase):  # type: ignore[misc, valid-type]
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         retry = copy.deepcopy(trial)
-        retry.system_attrs = {k: v for k, v in trial.system_attrs.items() if k != WORKER_ATTR}
+        retry.system_attrs = {k: v for k, v in trial.system_attrs.items() if k not in _NOT_INHERITED_SYSTEM_ATTRS}
         retry.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in _NOT_INHERITED_USER_ATTRS}
-        logger.warning("Trial %d was left RUNNING by a dead worker; it is FAIL now and will be retried.", trial.number)
+        if PREEMPTED_ATTR in trial.user_attrs:
+            logger.warning("Trial %d was stopped by %s from SLURM; it is FAIL and will be retried from its last "
+                           "checkpoint.", trial.number, trial.user_attrs[PREEMPTED_ATTR])
+        else:
+            logger.warning("Trial %d was left RUNNING by a dead worker; it is FAIL now and will be retried.",
+                           trial.number)
         super().__call__(study, retry)
 
 
@@ -69,25 +87,31 @@ def retried_trial_number(trial: FrozenTrial) -> Optional[int]:
 
 def recoverable_storage(
     url: str,
-    heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL,
+    heartbeat_interval: Optional[int] = DEFAULT_HEARTBEAT_INTERVAL,
     max_retry: Optional[int] = 3,
-) -> RDBStorage:
-    """An RDB storage (SQLite, PostgreSQL, MySQL) whose running trials send heartbeats.
+) -> optuna.storages.BaseStorage:
+    """The storage as workers and training processes open it: running trials send heartbeats,
+    and stale ones are retried.
+
+    A database (SQLite, PostgreSQL, MySQL) is an ``RDBStorage`` that waits out outages
+    (:func:`~allennlp_optuna.faults.reconnect.rdb_storage_for`); a journal file a
+    :class:`~allennlp_optuna.faults.heartbeat.HeartbeatJournalStorage`.
 
     Args:
-        url: the SQLAlchemy URL, e.g. ``postgresql://user:password@host/db``.
+        url: the ``--storage``: a SQLAlchemy URL, e.g. ``postgresql://user:password@host/db``, or a
+            journal file (``study.log``, ``journal:PATH``).
         heartbeat_interval: seconds between heartbeats; a trial silent for twice as long is
-            failed and retried by whichever worker starts a trial next.
+            failed and retried by whichever worker starts a trial next (``None``: no heartbeats,
+            as a training process that only reports to its trial needs).
         max_retry: how many times one trial's parameters are retried.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return rdb_storage_for(
-            url,
-            engine_kwargs=engine_options(url),
-            heartbeat_interval=heartbeat_interval,
-            **{stale_trial_callback_argument(): RetryCallback(max_retry=max_retry)},
-        )
+        retry = RetryCallback(max_retry=max_retry)
+        if journal_file(url) is not None:
+            return HeartbeatJournalStorage(url, heartbeat_interval, retry)
+        return rdb_storage_for(url, engine_kwargs=engine_options(url), heartbeat_interval=heartbeat_interval,
+                               **{stale_trial_callback_argument(): retry})
 
 
 def this_worker() -> WorkerIdentity:

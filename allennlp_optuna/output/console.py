@@ -24,6 +24,7 @@ import optuna
 
 from allennlp_optuna.core.compat import storage_engine
 from allennlp_optuna.output.logs import trial_logs_in_files
+from allennlp_optuna.study.storage import open_storage
 from allennlp_optuna.output.view import FINISHED_STATES, StudyDescription, StudyView, finish_order
 
 logger = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ class StudyWatcher:
         self.description = description
         self.output = output
         self.poll_seconds = poll_seconds
-        self.study = optuna.load_study(study_name=description.study_name, storage=description.storage)
+        self.study = optuna.load_study(study_name=description.study_name, storage=open_storage(description.storage))
         earlier = {t.number for t in self.study.get_trials(deepcopy=False, states=FINISHED_STATES)}
         self.view = StudyView(description, monitor, earlier)
         self.announced: Set[int] = set(earlier)

@@ -89,6 +89,16 @@ class StudyBudget:
         return len(before) < self.max_trials
 
 
+def study_wide_target(study: optuna.Study, n_trials: Optional[int], max_trials: Optional[int]) -> Optional[int]:
+    """The study-wide budget of workers that cannot share ``--n-trials`` tickets (a SLURM job array's tasks):
+    ``--max-trials``, and ``--n-trials N`` as N more COMPLETE or PRUNED trials than the study has now,
+    whichever comes first (``None``: no budget). A trial stopped and retried counts once."""
+    targets = [] if max_trials is None else [max_trials]
+    if n_trials is not None:
+        targets.append(StudyBudget(n_trials).finished(study) + n_trials)
+    return min(targets) if targets else None
+
+
 class TrialGate:
     """What every loop checks around each trial: ``--max-trials``, ``--timeout`` and dead workers.
 

@@ -1,5 +1,8 @@
 """Ending cleanly: Ctrl-C and SIGTERM end a worker's running trial as FAIL, never leave it RUNNING, and end
 its child processes (data-loader and distributed-training workers).
+
+Inside a SLURM job, SIGTERM and SIGUSR1 come from SLURM taking the node: the trial is retried from its
+checkpoint at once (see :mod:`allennlp_optuna.faults.preemption`).
 """
 import contextlib
 import logging
@@ -13,6 +16,7 @@ from typing import Any, Dict, Iterator, List, Optional
 
 import optuna
 
+from allennlp_optuna.faults.preemption import Preempted, preemption_signals, retry_preempted_trials
 from allennlp_optuna.faults.recovery import fail_trials_of_this_process
 
 logger = logging.getLogger(__name__)
@@ -27,11 +31,12 @@ INTERRUPTED_MESSAGE = (
 
 @contextlib.contextmanager
 def interruptible() -> Iterator[None]:
-    """Within this block SIGINT and SIGTERM raise ``KeyboardInterrupt`` (see :class:`InterruptHandler`)."""
+    """Within this block SIGINT and SIGTERM raise ``KeyboardInterrupt``, and inside a SLURM job SIGTERM
+    and SIGUSR1 raise :class:`~allennlp_optuna.faults.preemption.Preempted` (see :class:`InterruptHandler`)."""
     handlers = {}
     if threading.current_thread() is threading.main_thread():
         handler = InterruptHandler()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in {signal.SIGINT, signal.SIGTERM, *handler.preemption}:
             handlers[signum] = signal.signal(signum, handler)
     try:
         yield
@@ -46,19 +51,22 @@ def ending_cleanly(study: optuna.Study) -> Iterator[None]:
 
     Optuna records the trial that a ``KeyboardInterrupt`` stops as FAIL (and
     :class:`~allennlp_optuna.tuning.TrialObjective` its traceback); trials this process still
-    holds are failed here, then its child processes are ended.
+    holds are failed here, the retries of those SLURM stopped are queued, then its child processes are ended.
     """
     with interruptible():
         try:
             yield
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interruption:
             fail_trials_of_this_process(study)
+            if isinstance(interruption, Preempted):
+                retry_preempted_trials(study)
             end_child_processes()
             raise
 
 
 class InterruptHandler:
-    """Signal handler: raise ``KeyboardInterrupt`` once, ignore repeats for a while.
+    """Signal handler: raise ``KeyboardInterrupt`` (``Preempted`` for SLURM's signals in a SLURM job) once,
+    ignore repeats for a while.
 
     Ctrl-C reaches every process of the terminal's group and the parent forwards SIGTERM too;
     a repeated signal must not interrupt the bookkeeping that records the trial as FAIL. A
@@ -70,6 +78,7 @@ class InterruptHandler:
         self.owner = os.getpid()
         self.repeat_window = repeat_window
         self.first: Optional[float] = None
+        self.preemption = preemption_signals()
 
     def __call__(self, signum: int, frame: Any) -> None:
         if os.getpid() != self.owner:
@@ -82,6 +91,10 @@ class InterruptHandler:
             logger.warning("%s ignored: already ending the running trial.", name)
             return
         self.first = now
+        if signum in self.preemption:
+            logger.warning("%s from SLURM: ending the running trial as FAIL; it is retried from its last checkpoint.",
+                           name)
+            raise Preempted(name)
         logger.warning("Interrupted (%s): ending the running trial as FAIL.", name)
         raise KeyboardInterrupt
 

@@ -41,6 +41,7 @@ from allennlp_optuna.study.preflight import import_packages
 from allennlp_optuna.study.settings import TuneSettings
 from allennlp_optuna.parallel.start_method import safe_context
 from allennlp_optuna.study.samplers import OptunaSettings
+from allennlp_optuna.study.storage import is_sqlite
 from allennlp_optuna.core.trial_attrs import STUDY_ERROR_ATTR
 from allennlp_optuna.study.record import failure_line
 from allennlp_optuna.parallel.plan import WorkerPlan
@@ -188,11 +189,11 @@ def run_workers(
 
 
 def _warn_about_sqlite(storage: str, n_workers: int) -> None:
-    if storage.startswith("sqlite"):
+    if is_sqlite(storage):
         logger.warning(
             "%d workers share the SQLite file of %s: SQLite lets one process write at a time and cannot be "
-            "shared between machines; for parallel studies use PostgreSQL or MySQL "
-            "(--storage postgresql://user:password@host/db).",
+            "shared between machines; for parallel studies use a journal file (--storage study.log), "
+            "PostgreSQL or MySQL (--storage postgresql://user:password@host/db).",
             n_workers,
             storage,
         )

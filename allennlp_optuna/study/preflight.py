@@ -15,6 +15,7 @@ from allennlp_optuna.core.errors import first_line
 from allennlp_optuna.study.config import example_ext_vars, unread_ext_vars
 from allennlp_optuna.study.repeats import RepeatPlan
 from allennlp_optuna.study.search_space import SearchSpace
+from allennlp_optuna.study.storage import journal_file
 
 
 def check_named(path: str, flag: str, what: str, example: str) -> None:
@@ -45,13 +46,32 @@ def check_serialization_dir(path: str, nonempty_advice: Optional[str] = None) ->
     if not os.path.isdir(existing):
         raise ConfigurationError(f"cannot create --serialization-dir {path}: {existing} is not a directory")
     try:
-        with tempfile.TemporaryDirectory(dir=existing, prefix=".allennlp-optuna-probe-"):
-            pass
+        probe_writing(existing)
     except OSError as error:
         what = "write to" if existing == os.path.abspath(path) else "create"
         raise ConfigurationError(f"cannot {what} --serialization-dir {path}: {error.strerror} ({existing})")
     if nonempty_advice is not None and os.path.isdir(path) and os.listdir(path):
         raise ConfigurationError(f"serialization directory {path} is not empty; {nonempty_advice}")
+
+
+def probe_writing(directory: str) -> None:
+    """Create (and remove) a directory in ``directory``: the ``OSError`` that writing there would raise, or nothing."""
+    with tempfile.TemporaryDirectory(dir=directory, prefix=".allennlp-optuna-probe-"):
+        pass
+
+
+def check_journal_directory(storage: str) -> None:
+    """Refuse a ``--storage`` journal file in a directory that is missing or cannot be written (nothing is written)."""
+    path = journal_file(storage)
+    if path is None:
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ConfigurationError(f"cannot use journal file {path}: no directory {directory}")
+    try:
+        probe_writing(directory)
+    except OSError as error:
+        raise ConfigurationError(f"cannot write journal file {path}: {error.strerror} ({directory})")
 
 
 def _nearest_existing(path: str) -> str:

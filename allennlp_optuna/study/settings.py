@@ -24,7 +24,7 @@ from allennlp_optuna.core.errors import did_you_mean
 from allennlp_optuna.study.constraints import ConstraintError, Constraints
 from allennlp_optuna.study.objectives import ObjectiveError, Objectives, contradicted_directions
 from allennlp_optuna.study.repeats import RepeatPlan
-from allennlp_optuna.study.storage import DEFAULT_STORAGE, default_study_name
+from allennlp_optuna.study.storage import DEFAULT_STORAGE, default_study_name, is_sqlite
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,11 @@ ARCHIVE_CHOICES = (ARCHIVE_BEST, ARCHIVE_ALL)
 trial as ``allennlp train`` would."""
 
 DEFAULT_METRICS = "best_validation_loss"
+
+LAUNCH_LOCAL = "local"
+LAUNCH_SLURM = "slurm"
+LAUNCHERS = (LAUNCH_LOCAL, LAUNCH_SLURM)
+"""Where the workers run: processes on this machine, or tasks of a SLURM job array (see :mod:`allennlp_optuna.cluster`)."""
 
 DEFAULT_HEARTBEAT_INTERVAL = 60
 """Seconds between heartbeats; a trial is stale after twice this (Optuna's default grace period)."""
@@ -105,6 +110,11 @@ class TuneSettings:
             replaces, over all workers, waiting longer before each; one more kill stops the run.
         keep_checkpoints: keep each finished trial's epoch checkpoints (``model_state_e*``,
             ``training_state_e*``); by default they are removed (see :mod:`allennlp_optuna.faults.cleanup`).
+        trials_per_device: workers sharing each GPU (each group of ``devices_per_trial`` GPUs).
+        launcher: ``"local"``: the workers are processes of this machine; ``"slurm"``: ``n_workers``
+            tasks of one SLURM job array (see :mod:`allennlp_optuna.cluster`).
+        sbatch: with ``launcher="slurm"``, ``sbatch`` options, passed verbatim (``"--partition=gpu --gres=gpu:1"``).
+        detach: with ``launcher="slurm"``, return once the job is submitted instead of following the study.
     """
 
     training: TrainingSettings
@@ -127,6 +137,10 @@ class TuneSettings:
     archive: str = ARCHIVE_BEST
     max_worker_restarts: int = 3
     keep_checkpoints: bool = False
+    trials_per_device: int = 1
+    launcher: str = LAUNCH_LOCAL
+    sbatch: str = ""
+    detach: bool = False
 
     @classmethod
     def parse(cls, config_file: str, search_space_file: str, serialization_dir: str, **options: Any) -> "TuneSettings":
@@ -169,6 +183,7 @@ class TuneSettings:
         )
         _check_workers(options)
         _check_archive(options.get("archive", ARCHIVE_BEST))
+        _check_launcher(options)
         own = {name: options[name] for name in _OWN_OPTIONS if name in options}
         own["study_name"] = own.get("study_name") or default_study_name(config_file)
         return cls(training, search_space_file, serialization_dir, **own)
@@ -178,6 +193,18 @@ class TuneSettings:
         """The settings ``allennlp tune``'s command line gives; each flag's ``dest`` is an option's name."""
         options = {name: getattr(args, name) for name in option_names() if hasattr(args, name)}
         return cls.parse(args.param_path, args.hparam_path, args.serialization_dir, **options)
+
+    def options(self) -> Dict[str, Any]:
+        """The options :meth:`parse` makes these settings from, as JSON values (what a SLURM job's
+        workers are given): ``TuneSettings.parse(config_file, search_space_file, serialization_dir,
+        **settings.options())`` equals ``settings``."""
+        training = self.training
+        texts = {"metrics": training.objectives.metrics, "direction": training.objectives.direction,
+                 "constraints": training.constraints.texts, "seeds": training.repeats.seeds,
+                 "repeat": training.repeats.repeat}
+        typed = [(name, getattr(self, name)) for name in _OWN_OPTIONS]
+        typed += [(name, getattr(training, name)) for name in _TRAINING_OPTIONS]
+        return {**texts, **{name: list(value) if isinstance(value, tuple) else value for name, value in typed}}
 
     @property
     def catch(self) -> Tuple[Type[Exception], ...]:
@@ -218,16 +245,48 @@ def _check_counts(options: Mapping[str, Any]) -> None:
         raise ConfigurationError(f"--timeout must be a positive number of seconds, got {timeout}")
 
 
+_COUNTS = ("max_trials", "n_workers", "devices_per_trial", "trials_per_device")
+"""Options that, when given, must be at least 1."""
+
+
 def _check_workers(options: Mapping[str, Any]) -> None:
-    max_trials = options.get("max_trials")
     heartbeat_interval = options.get("heartbeat_interval", DEFAULT_HEARTBEAT_INTERVAL)
     max_worker_restarts = options.get("max_worker_restarts", 0)
-    if max_trials is not None and max_trials < 1:
-        raise ConfigurationError(f"--max-trials must be at least 1, got {max_trials}")
+    for name in _COUNTS:
+        value = options.get(name)
+        if value is not None and value < 1:
+            raise ConfigurationError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     if heartbeat_interval < 1:
         raise ConfigurationError(f"--heartbeat-interval must be at least 1 second, got {heartbeat_interval}")
     if max_worker_restarts < 0:
         raise ConfigurationError(f"--max-worker-restarts must be 0 or more, got {max_worker_restarts}")
+
+
+def _check_launcher(options: Mapping[str, Any]) -> None:
+    launcher = options.get("launcher", LAUNCH_LOCAL)
+    if launcher not in LAUNCHERS:
+        raise ConfigurationError(f"--launcher must be one of {', '.join(LAUNCHERS)}, got {launcher!r}")
+    if launcher == LAUNCH_SLURM:
+        _check_slurm_options(options)
+        return
+    for flag, name in (("--sbatch", "sbatch"), ("--detach", "detach")):
+        if options.get(name):
+            raise ConfigurationError(f"{flag} is an option of --launcher slurm")
+
+
+def _check_slurm_options(options: Mapping[str, Any]) -> None:
+    storage = options.get("storage") or DEFAULT_STORAGE
+    if is_sqlite(storage):
+        raise ConfigurationError(
+            f"--launcher slurm cannot share the SQLite storage {storage} between its workers (SQLite on a shared "
+            "filesystem such as NFS corrupts, and other nodes cannot reach this one's files): use a journal file on "
+            "the shared filesystem (--storage /shared/study.log) or PostgreSQL (--storage postgresql://USER@HOST/DB)"
+        )
+    if options.get("devices"):
+        raise ConfigurationError(
+            "--launcher slurm trains on the GPUs SLURM gives each task: ask for them with --sbatch "
+            "\"--gres=gpu:N\" instead of --devices"
+        )
 
 
 def _check_archive(archive: str) -> None:

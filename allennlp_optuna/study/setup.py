@@ -37,7 +37,7 @@ from allennlp_optuna.study.enqueue import EnqueuedValues, enqueue_trials
 from allennlp_optuna.study.record import StoredStudy
 from allennlp_optuna.study.samplers import OptunaSettings
 from allennlp_optuna.study.search_space import SearchSpace
-from allennlp_optuna.study.storage import missing_sqlite_file, open_storage, study_names
+from allennlp_optuna.study.storage import missing_storage_file, open_storage, study_names
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def open_study(
     """Create or join the study of ``settings`` once everything is checked, continue one that holds
     no result, record the run, queue the enqueued trials."""
     directions = settings.training.objectives.directions
-    new_file = missing_sqlite_file(settings.storage) is not None  # made only once the run is accepted
+    new_file = missing_storage_file(settings.storage) is not None  # made only once the run is accepted
     existing = None if new_file else existing_study(open_storage(settings.storage), settings.study_name,
                                                     optuna_settings)
     rerun = existing is not None and holds_no_result(existing)

@@ -1,4 +1,13 @@
-"""Where studies are kept: opening a storage URL, finding and loading the studies it holds.
+"""Where studies are kept: opening a ``--storage``, finding and loading the studies it holds.
+
+``--storage`` is a SQLAlchemy URL (``sqlite:///study.db``, ``postgresql://user:password@host/db``)
+or a journal file (:func:`journal_file`): a path ending in ``.log`` (``/shared/study.log``, as
+``optuna-dashboard study.log`` opens it) or any path after ``journal:`` (``journal:/shared/study``).
+A journal file is Optuna's ``JournalStorage``, every change appended as a line under a lock that
+works on NFS (``JournalFileOpenLock``): what a SLURM job array on a shared filesystem without a
+database server uses (see ``docs/cluster.md``). The storage stays a string in the settings and is
+opened here (:func:`open_storage`), or, by workers and training processes, by
+:func:`allennlp_optuna.faults.recovery.recoverable_storage`.
 
 The default storage is an SQLite file in the current directory, as the older plugin used.
 """
@@ -8,6 +17,8 @@ from typing import Any, Dict, List, Optional
 
 import optuna
 from allennlp.common.checks import ConfigurationError
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
 from allennlp_optuna.core.errors import first_line
 from allennlp_optuna.core.redaction import redact_url
@@ -21,9 +32,57 @@ STORAGE_CONNECT_TIMEOUT = 10
 firewall dropping packets) before ``tune`` gives up with one line, instead of the driver's minutes."""
 
 
+JOURNAL_PREFIX = "journal:"
+"""Names a journal file whatever its name: ``journal:/shared/study``."""
+
+JOURNAL_SUFFIX = ".log"
+"""A ``--storage`` that is a path ending in this (and no URL) is a journal file, as ``optuna-dashboard`` takes it."""
+
+
+def journal_file(storage: str) -> Optional[str]:
+    """The path of the journal file ``storage`` names, or ``None`` for a database URL.
+
+    Example::
+
+        >>> journal_file("/shared/study.log"), journal_file("journal:study"), journal_file("sqlite:///s.db")
+        ('/shared/study.log', 'study', None)
+    """
+    if storage.startswith(JOURNAL_PREFIX):
+        return storage[len(JOURNAL_PREFIX):]
+    if "://" not in storage and storage.endswith(JOURNAL_SUFFIX):
+        return storage
+    return None
+
+
+def url_backend(storage: str) -> str:
+    """The database of a storage URL: ``sqlite``, ``postgresql``, ``mysql``... (``postgresql+psycopg`` is ``postgresql``)."""
+    return storage.split(":", 1)[0].split("+", 1)[0]
+
+
+def is_sqlite(storage: str) -> bool:
+    """Whether ``storage`` is an SQLite URL (a file, or ``sqlite:///:memory:``) or ``:memory:``."""
+    return url_backend(storage) == "sqlite" or storage == ":memory:"
+
+
+class JournalFileStorage(JournalStorage):
+    """Optuna's ``JournalStorage`` on a journal file, with the lock that works on NFS.
+
+    Args:
+        storage: the ``--storage`` that names the file (see :func:`journal_file`); kept as ``url``,
+            which training processes open again, as an ``RDBStorage``'s ``url``.
+    """
+
+    def __init__(self, storage: str) -> None:
+        path = journal_file(storage)
+        if path is None:
+            raise ValueError(f"{storage} names no journal file")
+        self.url = storage
+        super().__init__(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
+
+
 def engine_options(storage: str) -> Optional[Dict[str, Any]]:
     """SQLAlchemy engine options for ``storage``: a bounded connect wait for database servers, a lock wait for SQLite."""
-    backend = storage.split(":", 1)[0].split("+", 1)[0]
+    backend = url_backend(storage)
     if backend == "sqlite":
         return {"connect_args": {"timeout": 120}}  # one process writes at a time: wait for the lock, not 5 s
     if backend in ("postgresql", "postgres", "mysql"):
@@ -70,11 +129,18 @@ def _in_memory(location: str) -> bool:
 
 
 def open_storage(storage: str) -> optuna.storages.BaseStorage:
-    """Open a storage URL, turning connection problems into one ``ConfigurationError`` line.
+    """Open a ``--storage`` (a database URL or a journal file), turning problems into one ``ConfigurationError`` line.
 
     A database server that does not answer within :data:`STORAGE_CONNECT_TIMEOUT` seconds is
-    such a problem. The message never shows the URL's password.
+    such a problem, and so is a journal file that cannot be opened (``tune`` checks its directory
+    first, :func:`~allennlp_optuna.study.preflight.check_journal_directory`). The message never shows the
+    URL's password.
     """
+    if journal_file(storage) is not None:
+        try:
+            return JournalFileStorage(storage)
+        except (OSError, ValueError) as error:  # no directory, unreadable, or lines that are no journal
+            raise ConfigurationError(f"cannot open journal file {journal_file(storage)}: {first_line(error)}")
     try:
         return optuna.storages.get_storage(optuna.storages.RDBStorage(storage, engine_kwargs=engine_options(storage)))
     except Exception as error:  # SQLAlchemy, driver and URL errors come in many types
@@ -93,7 +159,7 @@ def load_existing_study(study_name: Optional[str], storage: str) -> optuna.Study
     than a new empty database.
     """
     check_storage_url(storage, tuning=False)
-    check_sqlite_file_exists(storage)
+    check_storage_exists(storage)
     rdb = open_storage(storage)
     names = study_names(rdb)
     if study_name is None:
@@ -115,13 +181,13 @@ def read_study(study_name: Optional[str], storage: str) -> StoredStudy:
     return StoredStudy.read(load_existing_study(study_name, storage))
 
 
-def check_sqlite_file_exists(storage: str) -> None:
-    """Refuse an ``sqlite:///`` URL whose file does not exist (opening it would create it).
+def check_storage_exists(storage: str) -> None:
+    """Refuse a journal file or an ``sqlite:///`` URL whose file does not exist (opening it would create it).
 
     When no ``--storage`` was given (the default file is missing: the command runs elsewhere than
     ``tune`` did), the line lists the studies in the SQLite files below the current directory.
     """
-    missing = missing_sqlite_file(storage)
+    missing = missing_storage_file(storage)
     if missing is not None:
         found = studies_below(os.getcwd()) if storage == DEFAULT_STORAGE else []
         advice = (
@@ -131,9 +197,15 @@ def check_sqlite_file_exists(storage: str) -> None:
         raise ConfigurationError(f"storage {storage} does not exist: no file {missing}; {advice}")
 
 
-def missing_sqlite_file(storage: str) -> Optional[str]:
-    """The absolute path of an ``sqlite:///`` URL's file when there is no such file yet (opening the
-    storage would create it); else ``None``."""
+def missing_storage_file(storage: str) -> Optional[str]:
+    """The absolute path of a journal file's or an ``sqlite:///`` URL's file when there is no such file yet
+    (opening the storage would create it); else ``None``."""
+    path = journal_file(storage) or _sqlite_file(storage)
+    return os.path.abspath(path) if path is not None and not os.path.isfile(path) else None
+
+
+def _sqlite_file(storage: str) -> Optional[str]:
+    """The file of an ``sqlite:///`` URL (``None`` for other URLs and in-memory databases)."""
     # SQLAlchemy takes a quarter of a second to import; only commands that read a study need it.
     from sqlalchemy.engine.url import make_url
     from sqlalchemy.exc import ArgumentError
@@ -143,8 +215,7 @@ def missing_sqlite_file(storage: str) -> Optional[str]:
     except ArgumentError:
         return None  # open_storage reports malformed URLs
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        if not os.path.isfile(url.database):
-            return os.path.abspath(url.database)
+        return url.database
     return None
 
 

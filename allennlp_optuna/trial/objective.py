@@ -8,8 +8,9 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from allennlp_optuna.core.errors import StudyError
-from allennlp_optuna.core.trial_attrs import FAIL_REASON_ATTR, STUDY_ERROR_ATTR
+from allennlp_optuna.core.trial_attrs import FAIL_REASON_ATTR, PREEMPTED_ATTR, STUDY_ERROR_ATTR
 from allennlp_optuna.faults.cleanup import CheckpointCleanup
+from allennlp_optuna.faults.preemption import Preempted
 from allennlp_optuna.faults.resume import resumable_directory
 from allennlp_optuna.parallel.plan import WorkerPlan, with_overrides
 from allennlp_optuna.study.settings import TuneSettings
@@ -29,7 +30,8 @@ def trial_directory(serialization_dir: str, trial_number: int) -> str:
 class TrialObjective:
     """The objective ``study.optimize`` calls: sample, train in ``trial_N``, return the metric.
 
-    A failing trial keeps its traceback in the ``fail_reason`` user attribute. Unless every trial
+    A failing trial keeps its traceback in the ``fail_reason`` user attribute; one that SLURM
+    stopped, why, and the signal in ``preempted`` (see :mod:`allennlp_optuna.faults.preemption`). Unless every trial
     is archived (``--archive all``) no trial writes ``model.tar.gz`` (``tune`` archives the best
     one when it ends); every trial keeps ``config.json``, ``best.th`` and ``vocabulary/``, which
     ``allennlp evaluate`` and ``allennlp predict`` also accept (pass the directory). The
@@ -51,6 +53,10 @@ class TrialObjective:
             self.search_space.suggest(trial)
             return self.executor(trial, resumable_directory(trial)).run()
         except optuna.TrialPruned:
+            raise
+        except Preempted as stopped:  # retried from its checkpoint; no traceback to keep
+            trial.set_user_attr(FAIL_REASON_ATTR, str(stopped))
+            trial.set_user_attr(PREEMPTED_ATTR, stopped.signal_name)
             raise
         except StudyError as error:
             trial.set_user_attr(FAIL_REASON_ATTR, traceback.format_exc())

@@ -272,3 +272,25 @@ def test_samplers_that_model_constraints_are_recognised() -> None:
     assert compat.sampler_uses_constraints(optuna.samplers.TPESampler())
     assert compat.sampler_uses_constraints(optuna.samplers.NSGAIISampler())
     assert not compat.sampler_uses_constraints(optuna.samplers.RandomSampler())
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_optunas_heartbeat_reaches_a_journal_files_trials_and_retries_a_stale_one(tmp_path: Path) -> None:
+    """HeartbeatHooks: Optuna's heartbeat thread and fail_stale_trials work with a journal file."""
+    import time
+
+    from allennlp_optuna.core.trial_attrs import HEARTBEAT_ATTR
+    from allennlp_optuna.faults.recovery import recoverable_storage, retried_trial_number
+
+    storage = recoverable_storage(str(tmp_path / "study.log"), heartbeat_interval=1)
+    study = optuna.create_study(storage=storage)
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+    assert HEARTBEAT_ATTR in study.trials[0].system_attrs, f"{OPTUNA}: study.optimize sent no heartbeat"
+
+    silent = study.ask()
+    storage.set_trial_system_attr(compat.trial_id(silent), HEARTBEAT_ATTR, time.time() - 10)
+    optuna.storages.fail_stale_trials(study)
+
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL", "WAITING"], f"{OPTUNA}: stale trials kept"
+    retry = study.trials[2]
+    assert retried_trial_number(retry) == silent.number and HEARTBEAT_ATTR not in retry.system_attrs

@@ -226,7 +226,9 @@ def test_a_killed_worker_is_replaced_and_the_retry_resumes_in_the_same_run(
     argv = tune_argv(postgres, name, "result", 4, "--enqueue-trial", str(values), "--n-workers", "2")
     argv[argv.index("--max-trials") + 1] = "2"
 
-    result = run_cli_process(argv, cwd=workdir, env={**probe, KILL_ENV: "2"})  # the probe kills a worker process
+    # The probe kills the worker training the enqueued trial 0 (both workers start a trial at once: not whichever
+    # reaches epoch 2 first).
+    result = run_cli_process(argv, cwd=workdir, env={**probe, KILL_ENV: "2:trial_0"})
 
     assert result.code == 0, result
     states = by_state(optuna.load_study(study_name=name, storage=postgres))

@@ -17,6 +17,7 @@ from typing import Callable, Dict, List, Optional, TypeVar
 
 import optuna
 import pytest
+from allennlp.common.checks import ConfigurationError
 from optuna.trial import FrozenTrial, TrialState
 
 from allennlp_optuna.parallel.budget import AskLock, StudyBudget
@@ -158,7 +159,7 @@ def test_n_trials_is_shared_by_the_workers_and_max_trials_by_every_run(
     first = run_cli_process(argv, cwd=workdir, env=every_worker_trains(workdir, 2))
 
     assert first.code == 0, first
-    assert "2 workers share the SQLite file" in first.err and "use PostgreSQL or MySQL" in first.err
+    assert "2 workers share the SQLite file" in first.err and "use a journal file (--storage study.log)" in first.err
     study = optuna.load_study(study_name="cnn", storage=storage)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3  # 3 in total, not 3 per worker
     assert len({t.system_attrs[WORKER_ATTR]["pid"] for t in study.trials}) == 2
@@ -283,6 +284,26 @@ def test_devices_are_split_between_workers_and_reach_the_trainer() -> None:
     assert [p.environment() for p in cpu] == [{"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}] * 2
 
 
+def test_trials_per_device_share_each_gpu_and_each_trial_is_told_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    plans = plan_workers(None, [0, 1], trials_per_device=2)
+    assert [p.devices for p in plans] == [[0], [1], [0], [1]]  # round the GPUs: two workers spread over both
+    assert [p.config_overrides() for p in plans] == [{"trainer.cuda_device": 0}] * 4
+    assert [p.environment()["CUDA_VISIBLE_DEVICES"] for p in plan_workers(3, [0, 1], trials_per_device=2)] == \
+        ["0", "1", "0"]
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6")  # as SLURM sets it for a job's GPUs
+    assert [p.environment()["CUDA_VISIBLE_DEVICES"] for p in plans] == ["4", "6", "4", "6"]
+
+    with pytest.raises(ConfigurationError) as too_many:
+        plan_workers(5, [0, 1], trials_per_device=2)
+    assert too_many.value.message == ("--devices 0,1 holds 4 worker(s) of 1 GPU(s) each (2 trials per GPU), but "
+                                      "--n-workers 5 was asked for; list more devices or lower --n-workers")
+    with pytest.raises(ConfigurationError) as on_cpu:
+        plan_workers(None, trials_per_device=2)
+    assert on_cpu.value.message == ("--trials-per-device 2 shares each GPU of --devices between trials; name the "
+                                    "GPUs with --devices (on CPU, --n-workers splits the cores)")
+
+
 def test_more_workers_than_devices_is_refused(workdir: Path, storage: str, capsys: pytest.CaptureFixture) -> None:
     result = run_cli(tune_argv(storage, "cnn", "--devices", "0,1", "--n-workers", "3"), capsys)
 
@@ -295,7 +316,9 @@ def test_more_workers_than_devices_is_refused(workdir: Path, storage: str, capsy
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
-def test_a_trial_whose_heartbeat_stopped_on_another_machine_is_failed_and_retried(workdir: Path, storage: str) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_a_trial_whose_heartbeat_stopped_on_another_machine_is_failed_and_retried(workdir: Path, kind: str) -> None:
+    storage = f"sqlite:///{workdir / 'study.db'}" if kind == "sqlite" else str(workdir / "study.log")
     lost = optuna.create_study(study_name="cnn", storage=recoverable_storage(storage, 1), direction="maximize")
     trial = lost.ask()
     SearchSpace.from_file(str(HPARAMS)).suggest(trial)

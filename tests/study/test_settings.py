@@ -1,5 +1,6 @@
 """`allennlp tune`'s options become typed settings once, when they are read."""
 import argparse
+import json
 
 import pytest
 
@@ -40,3 +41,15 @@ def test_every_option_of_the_command_line_reaches_the_settings() -> None:
 def test_an_option_tune_does_not_have_is_refused_by_name() -> None:
     with pytest.raises(TypeError, match="^unknown option\\(s\\) of tune: n_trails; did you mean n_trials\\?$"):
         TuneSettings.parse("c.jsonnet", "h.json", "result", n_trails=3)
+
+
+def test_settings_travel_as_options_and_come_back_equal() -> None:
+    settings = TuneSettings.parse(
+        "config/x.jsonnet", "h.json", "result", metrics="best_validation_accuracy,num_parameters",
+        constraints=["num_parameters<=1e6"], seeds=2, repeat="fold=0,1", overrides={"trainer.num_epochs": 1},
+        storage="study.log", n_trials=3, include_package=["json"], launcher="slurm", sbatch="--time=10",
+    )
+
+    options = json.loads(json.dumps(settings.options()))  # as a SLURM job's tasks read them
+
+    assert TuneSettings.parse("config/x.jsonnet", "h.json", "result", **options) == settings

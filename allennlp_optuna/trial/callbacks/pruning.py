@@ -42,10 +42,10 @@ from allennlp_optuna.core.compat import has_pruner_argument, pruner_argument, rd
 from allennlp_optuna.study.config import PRUNING_CALLBACK_TYPE, is_pruning_entry
 from allennlp_optuna.core.errors import StudyError
 from allennlp_optuna.core.redaction import redact_url, restore_password
-from allennlp_optuna.faults.reconnect import rdb_storage_for
+from allennlp_optuna.faults.recovery import recoverable_storage
 from allennlp_optuna.faults.resume import completed_epochs
 from allennlp_optuna.study.samplers import OptunaSettings
-from allennlp_optuna.study.storage import engine_options
+from allennlp_optuna.study.storage import JournalFileStorage
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class TrialIdentity:
         """The trial, or ``None`` (with a warning) when it is no longer running."""
         study = optuna.load_study(
             study_name=self.study_name,
-            storage=rdb_storage_for(restore_password(self.storage), engine_kwargs=engine_options(self.storage)),
+            storage=recoverable_storage(restore_password(self.storage), heartbeat_interval=None),
             # Building a Trial runs the sampler's hooks; a random sampler's have no effects.
             sampler=optuna.samplers.RandomSampler(),
             pruner=OptunaSettings.from_dict({"pruner": self.pruner}).pruner if self.pruner else None,
@@ -348,9 +348,10 @@ def with_pruning_callback(
 
 
 def storage_url(study: optuna.Study) -> str:
-    """The full URL of ``study``'s storage, which training processes open; refused for in-memory studies."""
+    """The full URL (or journal file) of ``study``'s storage, which training processes open; refused for
+    in-memory studies."""
     storage = rdb_storage(study)
-    if not isinstance(storage, optuna.storages.RDBStorage):
+    if not isinstance(storage, (optuna.storages.RDBStorage, JournalFileStorage)):
         raise ConfigurationError(
             f"the {PRUNING_CALLBACK_TYPE} callback reaches its trial through the study's storage, but study "
             f"{study.study_name!r} is kept in {type(storage).__name__}, which training processes cannot open; "
