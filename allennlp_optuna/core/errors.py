@@ -32,7 +32,8 @@ def first_line(error: BaseException) -> str:
 
 
 def closest_names(word: str, names: Sequence[str]) -> List[str]:
-    """The ``names`` closest to a mistyped ``word`` (difflib's ratio, at least 0.6): the best one and
+    """The ``names`` closest to a mistyped ``word`` (difflib's ratio of the names without their leading
+    dashes, at least 0.6): the best one and
     any within 0.05 of it, best first; empty when none is close.
 
     Example::
@@ -40,7 +41,10 @@ def closest_names(word: str, names: Sequence[str]) -> List[str]:
         >>> closest_names("--n-trails", ["--n-trials", "--max-trials", "--timeout"])
         ['--n-trials']
     """
-    scored = sorted(((difflib.SequenceMatcher(None, word, name).ratio(), name) for name in set(names)),
+    def ratio(name: str) -> float:  # without the leading dashes, which every option shares
+        return difflib.SequenceMatcher(None, word.lstrip("-"), name.lstrip("-")).ratio()
+
+    scored = sorted(((ratio(name), name) for name in set(names)),
                     key=lambda pair: (-pair[0], pair[1]))
     close = [(ratio, name) for ratio, name in scored if ratio >= 0.6]
     return [name for ratio, name in close if ratio >= close[0][0] - 0.05] if close else []

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator
 
 import optuna
+from allennlp.common.checks import ConfigurationError
 import pytest
 from optuna.trial import TrialState
 
@@ -64,8 +65,9 @@ def test_the_dashboard_shows_every_trial_tune_stored(workdir: Path, storage: str
     common: Dict[str, Any] = dict(storage=storage, metrics="best_validation_accuracy", n_trials=1,
                                   skip_if_exists=True, overrides='{"trainer.num_epochs": 2}')
     result = str(workdir / "result")
-    tune(str(CONFIG), str(HPARAMS), result, skip_exception=True,
-         **{**common, "overrides": '{"trainer.num_epochs": 2, "trainer.optimizer.type": "no_such_optimizer"}'})
+    with pytest.raises(ConfigurationError, match="no trial finished"):  # --skip-exception, and every trial failed
+        tune(str(CONFIG), str(HPARAMS), result, skip_exception=True,
+             **{**common, "overrides": '{"trainer.num_epochs": 2, "trainer.optimizer.type": "no_such_optimizer"}'})
     threshold = write_json(workdir / "prune.json", {"pruner": {"type": "ThresholdPruner",
                                                                 "attributes": {"lower": 1.1, "n_warmup_steps": 0}}})
     tune(str(CONFIG), str(HPARAMS), result, optuna_param_path=str(threshold), **common)
