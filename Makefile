@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export VENV
 
-.PHONY: install demo test clean
+.PHONY: install demo test clean time-to-quality
 
 # Always runs: rebuilds .venv when PYTHON names another Python version than the one it has.
 install:
@@ -34,6 +34,12 @@ demo: $(STAMP)
 # SLURM tests a throwaway one-node cluster unless ALLENNLP_OPTUNA_TEST_SLURM names a slurm.conf.
 test: $(STAMP)
 	scripts/with-test-postgres scripts/with-test-slurm $(BIN)/pytest -q
+
+# The time-to-quality benchmark (docs/benchmarks.md): about 100 min on 2 cores; ARGS="--quick" for a smoke run.
+# It creates the old plugin's and Ray's venvs (/tmp/oldplugin-venv, /tmp/ray-venv) on first use.
+time-to-quality: $(STAMP)
+	$(BIN)/python -m pip --quiet install matplotlib cmaes
+	$(BIN)/python -m benchmarks.time_to_quality $(ARGS)
 
 clean:
 	rm -rf $(VENV) demo/data demo/result demo/best_model demo/*.db

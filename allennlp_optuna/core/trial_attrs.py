@@ -62,6 +62,10 @@ CONFIG_ATTR = "config_file"
 REPEATS_ATTR = "repeats"
 """Study user attribute: ``{"seeds", "repeat"}``, how each trial was repeated (read back by ``retrain``)."""
 
+SAMPLING_ATTR = "sampling"
+"""Study user attribute: the sampler and pruner of the latest run, ``{"sampler", "pruner", "defaults"}``
+(see :meth:`allennlp_optuna.study.samplers.OptunaSettings.describe`)."""
+
 CONSTRAINTS_ATTR = "constraints"
 """Study user attribute: the ``--constraint`` bounds, e.g. ``["num_parameters<=5000"]`` (see
 :mod:`allennlp_optuna.study.constraints`)."""

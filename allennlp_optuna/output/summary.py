@@ -5,7 +5,7 @@ import os
 import shlex
 import shutil
 import sys
-from typing import List, Optional, Sequence
+from typing import Any, List, Mapping, Optional, Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -34,11 +34,24 @@ def summary_lines(stored: StoredStudy, trials: Optional[Sequence[FrozenTrial]] =
     lines: List[str] = [
         f"Study {stored.name!r} ({_objectives_text(stored)}): {len(trials)} trials: {count_states(trials) or 'none'}"
     ]
+    sampling = sampling_text(stored.sampling)
+    if sampling is not None:
+        lines.append(sampling)
     note = infeasible_note(stored.constraints, trials)
     if note is not None:
         lines.append(note)
     lines += _pareto_front_lines(stored, trials) if stored.is_multi else _best_trial_lines(stored, trials)
     return lines
+
+
+def sampling_text(recorded: Optional[Mapping[str, Any]]) -> Optional[str]:
+    """``Sampler TPESampler, pruner MedianPruner (allennlp-optuna's defaults)``: what the study recorded
+    (:meth:`~allennlp_optuna.study.samplers.OptunaSettings.describe`); ``None`` for a study that recorded nothing."""
+    if not recorded:
+        return None
+    defaults = list(recorded.get("defaults") or [])
+    note = {0: "", 1: f" ({defaults[0]}: allennlp-optuna's default)"}.get(len(defaults), " (allennlp-optuna's defaults)")
+    return f"Sampler {recorded.get('sampler')}, pruner {recorded.get('pruner')}{note}"
 
 
 def _objectives_text(stored: StoredStudy) -> str:

@@ -17,7 +17,7 @@ This module imports neither torch nor AllenNLP's trainer, so summaries and repor
 import math
 import os
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import Any, List, Mapping, Optional, Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -28,6 +28,7 @@ from allennlp_optuna.core.trial_attrs import (
     FAIL_REASON_ATTR,
     METRIC_ATTR,
     REPEATS_ATTR,
+    SAMPLING_ATTR,
     SERIALIZATION_DIR_ATTR,
     STUDY_ERROR_ATTR,
 )
@@ -88,6 +89,7 @@ class StoredStudy:
         constraints: its ``--constraint`` bounds (none when it recorded none).
         repeats: how each trial was repeated (``--seeds``, ``--repeat``).
         config_file: the config its trials trained with, if recorded.
+        sampling: the sampler and pruner of its latest run, if recorded (``{"sampler", "pruner", "defaults"}``).
     """
 
     study: optuna.Study
@@ -95,6 +97,7 @@ class StoredStudy:
     constraints: Constraints
     repeats: RepeatPlan
     config_file: Optional[str] = None
+    sampling: Optional[Mapping[str, Any]] = None
 
     @classmethod
     def read(cls, study: optuna.Study) -> "StoredStudy":
@@ -110,6 +113,7 @@ class StoredStudy:
             Constraints.parse(attrs.get(CONSTRAINTS_ATTR) or ()),
             RepeatPlan.from_attr(attrs.get(REPEATS_ATTR)),
             attrs.get(CONFIG_ATTR),
+            attrs.get(SAMPLING_ATTR),
         )
 
     @property

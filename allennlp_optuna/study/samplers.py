@@ -11,13 +11,18 @@ The file names classes of ``optuna.samplers`` / ``optuna.pruners`` with their ke
 
 An attribute that is itself ``{"type": ..., "attributes": ...}`` naming a sampler or pruner is
 built first, so wrapping pruners and samplers work.
+
+Where the file names no sampler (or there is no file), the study gets :data:`DEFAULT_SAMPLER`;
+where it names no pruner, :data:`DEFAULT_PRUNER`. They are what did best on
+``benchmarks/time_to_quality.py`` (``docs/benchmarks.md``), so ``allennlp tune config hparams``
+alone is the fast path; the study records which ran and the summary says so.
 """
 import inspect
 import json
 import logging
 import warnings
 from dataclasses import dataclass, replace
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import optuna
 from allennlp.common.checks import ConfigurationError
@@ -36,12 +41,31 @@ from allennlp_optuna.study.search_space import SearchSpace
 logger = logging.getLogger(__name__)
 
 
+DEFAULT_SAMPLER: Dict[str, Any] = {"type": "TPESampler", "attributes": {}}
+"""The sampler of a study whose ``--optuna-param-path`` file names none (see the module's docstring)."""
+DEFAULT_PRUNER: Optional[Dict[str, Any]] = None
+"""The pruner of a single-objective study whose ``--optuna-param-path`` file names none: none.
+On ``benchmarks/time_to_quality.py`` no pruner reached the peers' best sooner than TPE without one."""
+
+
 @dataclass
 class OptunaSettings:
-    """The sampler and pruner a study uses (``None`` means Optuna's default)."""
+    """The sampler and pruner a study uses (``None`` means Optuna's default).
+
+    ``defaults`` names those that are this plugin's defaults rather than the file's (``"sampler"``, ``"pruner"``).
+    """
 
     sampler: Optional[optuna.samplers.BaseSampler] = None
     pruner: Optional[optuna.pruners.BasePruner] = None
+    defaults: Tuple[str, ...] = ()
+
+    def describe(self) -> Dict[str, Any]:
+        """What the study records about them (shown by the summary): class names and which were defaults."""
+        return {
+            "sampler": class_name(self.sampler, "TPESampler"),
+            "pruner": class_name(self.pruner, "none"),
+            "defaults": list(self.defaults),
+        }
 
     @classmethod
     def from_file(cls, path: Optional[str], sampler_arguments: Optional[Mapping[str, Any]] = None) -> "OptunaSettings":
@@ -129,7 +153,7 @@ def plan_sampler(optuna_param_path: Optional[str], multi_objective: bool, constr
     with warnings.catch_warnings():  # Optuna 3 and 4 call constraints_func experimental on every sampler made
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna_settings = OptunaSettings.from_file(optuna_param_path, arguments)
-        optuna_settings = with_default_sampler(optuna_settings, multi_objective, arguments)
+        optuna_settings = with_defaults(optuna_settings, multi_objective, arguments)
     if constraints and not sampler_uses_constraints(optuna_settings.sampler):
         logger.warning(
             "%s does not take constraints into account when it samples; trials that violate %s are still "
@@ -139,20 +163,26 @@ def plan_sampler(optuna_param_path: Optional[str], multi_objective: bool, constr
     return optuna_settings
 
 
-def with_default_sampler(
+def with_defaults(
     optuna_settings: OptunaSettings, multi_objective: bool, sampler_arguments: Optional[Dict[str, Any]] = None
 ) -> OptunaSettings:
-    """A study without a named sampler gets ``TPESampler`` when it has several objectives or constraints.
+    """Fill in :data:`DEFAULT_SAMPLER` and :data:`DEFAULT_PRUNER` where ``optuna_settings`` has none.
 
-    Optuna 3 and 4 default to ``NSGAIISampler`` for several objectives, whose first generation
-    (50 trials) is random sampling: most AllenNLP studies end before it. TPE handles several
-    objectives (Optuna's multi-objective TPE) and models from its 10th trial on; Optuna 5 made it
-    the default, and this gives every supported Optuna the same. ``sampler_arguments`` (Optuna 3
-    and 4's ``constraints_func``) make Optuna's default TPE use the study's constraints.
+    A study with several objectives gets the default sampler too (multi-objective TPE; Optuna 3 and 4
+    would otherwise take NSGA-II, whose first generation of 50 trials is random) and no pruner.
+    ``sampler_arguments`` (Optuna 3 and 4's ``constraints_func``) make the default sampler use the
+    study's constraints.
     """
-    if optuna_settings.sampler is None and (multi_objective or sampler_arguments):
-        return replace(optuna_settings, sampler=optuna.samplers.TPESampler(**(sampler_arguments or {})))
-    return optuna_settings
+    defaults: List[str] = []
+    sampler, pruner = optuna_settings.sampler, optuna_settings.pruner
+    if sampler is None:
+        sampler = _build(DEFAULT_SAMPLER, "sampler", "allennlp-optuna's default sampler", sampler_arguments)
+        defaults.append("sampler")
+    if pruner is None:
+        if DEFAULT_PRUNER is not None and not multi_objective:  # Optuna prunes no multi-objective trial
+            pruner = _build(DEFAULT_PRUNER, "pruner", "allennlp-optuna's default pruner")
+        defaults.append("pruner")
+    return replace(optuna_settings, sampler=sampler, pruner=pruner, defaults=tuple(defaults))
 
 
 def check_sampler_fits(sampler: Optional[optuna.samplers.BaseSampler], search_space: SearchSpace, source: str) -> None:
@@ -204,3 +234,4 @@ def _check_grid(grid: Mapping[str, List[Any]], distributions: Mapping[str, Any],
 def class_name(component: Any, default: str) -> str:
     """The class name of a sampler or pruner, or ``default`` when none was chosen."""
     return type(component).__name__ if component is not None else default
+

@@ -30,6 +30,7 @@ from allennlp_optuna.core.trial_attrs import (
     CONSTRAINTS_ATTR,
     METRIC_ATTR,
     REPEATS_ATTR,
+    SAMPLING_ATTR,
     SERIALIZATION_DIR_ATTR,
 )
 from allennlp_optuna.study.settings import TrainingSettings, TuneSettings
@@ -72,7 +73,7 @@ def open_study(
                                      settings.skip_if_exists)
     else:
         study = continued_study(existing, settings, optuna_settings, search_space) if rerun else existing
-    record_run(study, settings.training)
+    record_run(study, settings.training, optuna_settings)
     os.makedirs(settings.serialization_dir, exist_ok=True)
     enqueue_trials(study, enqueued, after_failures=rerun)
     return study
@@ -256,9 +257,10 @@ def check_study_fits(study: optuna.Study, training: TrainingSettings) -> None:
         )
 
 
-def record_run(study: optuna.Study, training: TrainingSettings) -> None:
-    """Record what the trials optimize, how they are repeated and constrained, and their config
-    (what ``best-params``, ``retrain`` and the report read back, see :class:`~allennlp_optuna.study.record.StoredStudy`)."""
+def record_run(study: optuna.Study, training: TrainingSettings, optuna_settings: OptunaSettings) -> None:
+    """Record what the trials optimize, how they are repeated and constrained, their config and the sampler
+    and pruner (what ``best-params``, ``retrain``, the summary and the report read back, see
+    :class:`~allennlp_optuna.study.record.StoredStudy`)."""
     attrs = study.user_attrs
     study.set_user_attr(METRIC_ATTR, training.objectives.metrics)
     if training.repeats.active or REPEATS_ATTR in attrs:  # a continued study may have recorded other repeats
@@ -266,4 +268,5 @@ def record_run(study: optuna.Study, training: TrainingSettings) -> None:
     if training.constraints or CONSTRAINTS_ATTR in attrs:
         study.set_user_attr(CONSTRAINTS_ATTR, training.constraints.texts or None)
     study.set_user_attr(CONFIG_ATTR, os.path.abspath(training.config_file))
+    study.set_user_attr(SAMPLING_ATTR, optuna_settings.describe())
 
