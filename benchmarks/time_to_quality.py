@@ -285,7 +285,10 @@ def versions(python: str, env: Dict[str, str], names: Sequence[str]) -> Dict[str
         "        return None\n"
         "print(json.dumps({'python': platform.python_version(), **{n: version(n) for n in sys.argv[1:]}}))\n"
     )
-    result = subprocess.run([python, "-c", probe, *names], env=env, capture_output=True, text=True, check=True)
+    # Not from the repository root: `python -c` puts the working directory on sys.path, where this
+    # checkout's allennlp_optuna.egg-info would answer for the old plugin's venv.
+    result = subprocess.run([python, "-c", probe, *names], env=env, capture_output=True, text=True, check=True,
+                            cwd=tempfile.gettempdir())
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 

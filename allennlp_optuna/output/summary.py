@@ -50,7 +50,11 @@ def sampling_text(recorded: Optional[Mapping[str, Any]]) -> Optional[str]:
     if not recorded:
         return None
     defaults = list(recorded.get("defaults") or [])
-    note = {0: "", 1: f" ({defaults[0]}: allennlp-optuna's default)"}.get(len(defaults), " (allennlp-optuna's defaults)")
+    note = ""
+    if len(defaults) == 1:
+        note = f" ({defaults[0]}: allennlp-optuna's default)"
+    elif defaults:
+        note = " (allennlp-optuna's defaults)"
     return f"Sampler {recorded.get('sampler')}, pruner {recorded.get('pruner')}{note}"
 
 

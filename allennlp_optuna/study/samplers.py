@@ -59,11 +59,12 @@ class OptunaSettings:
     pruner: Optional[optuna.pruners.BasePruner] = None
     defaults: Tuple[str, ...] = ()
 
-    def describe(self) -> Dict[str, Any]:
-        """What the study records about them (shown by the summary): class names and which were defaults."""
+    def describe(self, multi_objective: bool = False) -> Dict[str, Any]:
+        """What the study records about them (shown by the summary): class names and which were defaults.
+        With several objectives the pruner is ``none``: Optuna prunes no multi-objective trial."""
         return {
             "sampler": class_name(self.sampler, "TPESampler"),
-            "pruner": class_name(self.pruner, "none"),
+            "pruner": "none" if multi_objective else class_name(self.pruner, "none"),
             "defaults": list(self.defaults),
         }
 

@@ -268,5 +268,5 @@ def record_run(study: optuna.Study, training: TrainingSettings, optuna_settings:
     if training.constraints or CONSTRAINTS_ATTR in attrs:
         study.set_user_attr(CONSTRAINTS_ATTR, training.constraints.texts or None)
     study.set_user_attr(CONFIG_ATTR, os.path.abspath(training.config_file))
-    study.set_user_attr(SAMPLING_ATTR, optuna_settings.describe())
+    study.set_user_attr(SAMPLING_ATTR, optuna_settings.describe(training.objectives.is_multi))
 

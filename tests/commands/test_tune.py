@@ -147,9 +147,10 @@ def test_cli_prints_a_summary_that_matches_the_study(workdir: Path, capsys: pyte
     assert result.code == 0, result
     study = optuna.load_study(study_name="cnn", storage="sqlite:///cnn.db")
     best = study.best_trial
-    summary = result.out.strip().splitlines()[-8:-4]
+    summary = result.out.strip().splitlines()[-9:-4]
     assert summary == [
         "Study 'cnn' (maximize best_validation_accuracy): 2 trials: 2 COMPLETE",
+        "Sampler TPESampler, pruner none (allennlp-optuna's defaults)",
         f"Best trial: {best.number}, best_validation_accuracy = {best.value}",
         "Best params: " + " ".join(f"{k}={v}" for k, v in best.params.items()),
         f"Best trial's directory: {workdir / 'result' / f'trial_{best.number}'}",

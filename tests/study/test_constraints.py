@@ -166,7 +166,8 @@ def test_tune_prints_infeasible_trials_and_the_best_feasible_one(constrained: Co
     done = next(line for line in out if line.startswith("done: "))
     assert done.endswith(f"(4 COMPLETE, 2 infeasible); best best_validation_accuracy={constrained.load().trials[2].value:.4g} (trial 2)")
     start = out.index("Study 'classifier' (maximize best_validation_accuracy): 4 trials: 4 COMPLETE")
-    assert out[start + 1:start + 3] == [
+    assert out[start + 1:start + 4] == [
+        "Sampler TPESampler, pruner none (allennlp-optuna's defaults)",
         "Constraints num_parameters<=1000, num_parameters>=300, peak_worker_0_memory_MB<=100000: "
         "2 of 4 completed trials are infeasible (0, 1) and not considered",
         f"Best trial: 2, best_validation_accuracy = {constrained.load().trials[2].value}",

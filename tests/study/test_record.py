@@ -1,6 +1,7 @@
 """One rule for the best trial, the same wherever a user sees it: the console, the summary,
 `allennlp best-params` and the report. Pruned, failed, infeasible and NaN-valued trials are never
 the best; of equal values the earliest trial is."""
+import json
 import math
 from pathlib import Path
 from typing import List
@@ -10,13 +11,14 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
-from allennlp_optuna.core.trial_attrs import CONSTRAINT_VALUES_ATTR, CONSTRAINTS_ATTR, METRIC_ATTR
+from allennlp_optuna.core.trial_attrs import CONSTRAINT_VALUES_ATTR, CONSTRAINTS_ATTR, METRIC_ATTR, SAMPLING_ATTR
 from allennlp_optuna.output.report import render_report
 from allennlp_optuna.output.summary import summarize
 from allennlp_optuna.output.view import StudyDescription, StudyView
 from allennlp_optuna.study.constraints import Constraints
 from allennlp_optuna.study.objectives import Objectives
 from allennlp_optuna.study.record import StoredStudy, best_trial, pareto_front
+from allennlp_optuna.study.samplers import plan_sampler
 from tests.conftest import run_cli
 
 DISTRIBUTIONS = {"x": FloatDistribution(0, 1)}
@@ -80,3 +82,26 @@ def test_a_nan_value_is_never_the_best_nor_on_the_pareto_front() -> None:
 def test_a_study_with_several_objectives_has_no_single_best_trial(every_kind: optuna.Study) -> None:
     two = Objectives.parse("best_validation_accuracy,num_parameters", "maximize,minimize")
     assert best_trial(every_kind.trials, two, Constraints()) is None
+
+
+@pytest.mark.parametrize("file, multi, line", [
+    (None, False, "Sampler TPESampler, pruner none (allennlp-optuna's defaults)"),
+    ({"sampler": {"type": "RandomSampler", "attributes": {"seed": 1}}}, False,
+     "Sampler RandomSampler, pruner none (pruner: allennlp-optuna's default)"),
+    ({"pruner": {"type": "MedianPruner", "attributes": {}}}, False,
+     "Sampler TPESampler, pruner MedianPruner (sampler: allennlp-optuna's default)"),
+    ({"sampler": {"type": "TPESampler", "attributes": {}}, "pruner": {"type": "HyperbandPruner", "attributes": {}}},
+     False, "Sampler TPESampler, pruner HyperbandPruner"),
+    ({"pruner": {"type": "MedianPruner", "attributes": {}}}, True,
+     "Sampler TPESampler, pruner none (sampler: allennlp-optuna's default)"),
+], ids=["no file", "sampler only", "pruner only", "both", "several objectives"])
+def test_the_summary_says_which_sampler_and_pruner_ran(tmp_path: Path, file, multi: bool, line: str) -> None:
+    path = None
+    if file is not None:
+        path = tmp_path / "optuna.json"
+        path.write_text(json.dumps(file))
+    settings = plan_sampler(None if path is None else str(path), multi, Constraints())
+    study = optuna.create_study(directions=["maximize", "minimize"] if multi else ["maximize"])
+    study.set_user_attr(SAMPLING_ATTR, settings.describe(multi))
+
+    assert summarize(study).splitlines()[1] == line
