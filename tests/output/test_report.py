@@ -197,13 +197,13 @@ def test_tune_summary_agrees_with_the_report_and_trial_lines_are_printed(
     assert study.trials[0].params["lr"] == 0.1 and study.trials[0].params["optimizer"] == "sgd"
     page = (workdir / "result" / "report.html").read_text(encoding="utf-8")
     summary = [html.unescape(line) for line in re.findall(r"<li>(.*?)</li>", plot_segment(page, "summary"))]
-    assert printed[-8:-4] == summary
+    assert printed[-9:-4] == summary
     assert printed[-4] == f"Report: {workdir / 'result' / 'report.html'}"
     finished = [line.split(":")[0] for line in printed if re.match(r"trial \d+ (COMPLETE|PRUNED|FAIL)", line)]
     assert finished == ["trial 0 COMPLETE", "trial 1 COMPLETE"]
-    assert printed[-9].startswith(
+    assert printed[-10].startswith(
         f"done: 2 trials in "
-    ) and printed[-9].endswith(f"(2 COMPLETE); best best_validation_accuracy={study.best_value:.4g} (trial {study.best_trial.number})")
+    ) and printed[-10].endswith(f"(2 COMPLETE); best best_validation_accuracy={study.best_value:.4g} (trial {study.best_trial.number})")
 
 
 def test_file_friendly_logging_keeps_its_allennlp_meaning(workdir: Path, capsys: pytest.CaptureFixture) -> None:
