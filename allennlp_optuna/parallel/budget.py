@@ -31,6 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from allennlp_optuna.faults.recovery import fail_orphaned_trials, fail_stale_trials, record_worker
 from allennlp_optuna.core.trial_attrs import OVER_BUDGET_ATTR
+from allennlp_optuna.parallel.signals import defer_interrupts, resume_interrupts
 
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
 """Trial states that use up the study-wide budget."""
@@ -146,6 +147,7 @@ class TrialGate:
             record_worker(trial)
             if lock is not None:
                 lock.release()
+            resume_interrupts()  # the trial is known to be this process's: an interruption fails it
             if self.budget is not None and not self.budget.admits(trial.study, trial.number):
                 trial.set_user_attr(
                     OVER_BUDGET_ATTR,
@@ -160,6 +162,7 @@ class TrialGate:
         """After each trial of ``study.optimize``: stop it when no further trial may start."""
         if not self.wait_for_room(study):
             study.stop()
+        defer_interrupts()  # until the next trial records its worker
 
 
 class TrialTickets:

@@ -16,7 +16,7 @@ from allennlp_optuna.parallel.budget import AskLock, OverBudget, TrialGate, Tria
 from allennlp_optuna.faults.recovery import recoverable_storage
 from allennlp_optuna.study.settings import TuneSettings
 from allennlp_optuna.study.samplers import OptunaSettings
-from allennlp_optuna.parallel.signals import ending_cleanly
+from allennlp_optuna.parallel.signals import defer_interrupts, ending_cleanly, resume_interrupts
 
 logger = logging.getLogger(__name__)
 
@@ -64,13 +64,17 @@ def optimize_in_process(
             return
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.optimize(
-                gate.guard(objective),
-                n_trials=settings.n_trials,
-                timeout=settings.timeout,
-                catch=(*settings.catch, OverBudget),  # a trial that lost the race: the next one may fit
-                callbacks=[*callbacks, gate],
-            )
+            defer_interrupts()
+            try:
+                study.optimize(
+                    gate.guard(objective),
+                    n_trials=settings.n_trials,
+                    timeout=settings.timeout,
+                    catch=(*settings.catch, OverBudget),  # a trial that lost the race: the next one may fit
+                    callbacks=[*callbacks, gate],
+                )
+            finally:
+                resume_interrupts()
 
 
 def run_trials(
@@ -104,9 +108,11 @@ def run_trials(
                 return
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                defer_interrupts()
                 study.optimize(guarded, n_trials=1, catch=catch, callbacks=list(callbacks))
         except OverBudget:
             continue
         finally:
             lock.release()
+            resume_interrupts()
 

@@ -28,6 +28,27 @@ INTERRUPTED_MESSAGE = (
 )
 """What ``allennlp tune`` prints when Ctrl-C / SIGTERM ends it (every running trial is FAIL by then)."""
 
+_deferred: Dict[str, Any] = {"active": False, "pending": None}
+"""While ``active``, an interruption is kept in ``pending`` instead of raised (see :func:`defer_interrupts`)."""
+
+
+def defer_interrupts() -> None:
+    """Keep Ctrl-C and SIGTERM from interrupting Optuna's ``ask`` until :func:`resume_interrupts`.
+
+    ``ask`` creates the trial RUNNING, then samples its parameters, before this process records
+    that it runs the trial (``record_worker``); a ``KeyboardInterrupt`` in between would leave a trial
+    RUNNING that no cleanup can tell is this process's. The interruption waits for the record.
+    """
+    _deferred["active"], _deferred["pending"] = True, None
+
+
+def resume_interrupts() -> None:
+    """End :func:`defer_interrupts`, raising the interruption that came meanwhile, if any."""
+    pending = _deferred["pending"]
+    _deferred["active"], _deferred["pending"] = False, None
+    if pending is not None:
+        raise pending
+
 
 @contextlib.contextmanager
 def interruptible() -> Iterator[None]:
@@ -94,9 +115,14 @@ class InterruptHandler:
         if signum in self.preemption:
             logger.warning("%s from SLURM: ending the running trial as FAIL; it is retried from its last checkpoint.",
                            name)
-            raise Preempted(name)
-        logger.warning("Interrupted (%s): ending the running trial as FAIL.", name)
-        raise KeyboardInterrupt
+            interruption: KeyboardInterrupt = Preempted(name)
+        else:
+            logger.warning("Interrupted (%s): ending the running trial as FAIL.", name)
+            interruption = KeyboardInterrupt()
+        if _deferred["active"]:
+            _deferred["pending"] = interruption  # raised once the trial records its worker
+            return
+        raise interruption
 
 
 def end_child_processes(timeout: float = 10.0) -> None:
