@@ -36,7 +36,7 @@ from allennlp_optuna.study.preflight import (
     import_packages,
 )
 from allennlp_optuna.study.record import failure_line
-from allennlp_optuna.study.samplers import OptunaSettings, check_sampler_fits, class_name, plan_sampler
+from allennlp_optuna.study.samplers import OptunaSettings, check_sampler_fits, plan_sampler
 from allennlp_optuna.study.search_space import SearchSpace
 from allennlp_optuna.study.setup import open_study
 from allennlp_optuna.study.storage import check_storage_url
@@ -106,10 +106,11 @@ def plan_worker_processes(settings: TuneSettings) -> List[WorkerPlan]:
 
 def describe_run(settings: TuneSettings, plan: StudyPlan) -> StudyDescription:
     """What the console's header says about this run."""
+    sampling = plan.optuna_settings.describe()  # the names the study records, as the summary shows them
     return StudyDescription(
         settings.study_name, settings.storage, settings.training.objectives,
-        sampler=class_name(plan.optuna_settings.sampler, "TPESampler"),
-        pruner=class_name(plan.optuna_settings.pruner, "none"),
+        sampler=sampling["sampler"],
+        pruner=sampling["pruner"],
         serialization_dir=settings.serialization_dir,
         report=os.path.join(settings.serialization_dir, REPORT_FILE),
         n_trials=settings.n_trials, timeout=settings.timeout, n_workers=len(plan.workers),

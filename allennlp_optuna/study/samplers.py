@@ -235,4 +235,3 @@ def _check_grid(grid: Mapping[str, List[Any]], distributions: Mapping[str, Any],
 def class_name(component: Any, default: str) -> str:
     """The class name of a sampler or pruner, or ``default`` when none was chosen."""
     return type(component).__name__ if component is not None else default
-
